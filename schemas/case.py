@@ -1,0 +1,75 @@
+"""Case snapshot and alert models: what the worker emits and ClickHouse stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from schemas.enums import AlertLevel, CaseStatus, Milestone, Satisfaction, Source, Urgency
+
+
+class CaseSnapshot(BaseModel):
+    """The latest state of one case; `version` grows with every distinct event applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    source: Source
+    system: str
+    district: str | None = None
+    street: str | None = None
+    community: str | None = None
+    grid: str | None = None
+    category: str
+    urgency: Urgency
+    unit: str | None = None
+    status: CaseStatus
+    created_at: datetime
+    responded_at: datetime | None = None
+    resolved_at: datetime | None = None
+    feedback_at: datetime | None = None
+    closed_at: datetime | None = None
+    respond_due: datetime | None = None
+    resolve_due: datetime | None = None
+    feedback_due: datetime | None = None
+    satisfaction: Satisfaction | None = None
+    reopen_count: int = 0
+    escalation_level: int = 0
+    cycle: int = 0
+    respond_late_seconds: int | None = None
+    resolve_late_seconds: int | None = None
+    feedback_late_seconds: int | None = None
+    version: int
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class Alert(BaseModel):
+    """One yellow / red / escalation alert; `alert_id` = case_id:milestone:cycle:level."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    case_id: str
+    source: Source
+    district: str | None = None
+    street: str | None = None
+    unit: str | None = None
+    category: str
+    milestone: Milestone
+    cycle: int
+    level: AlertLevel
+    due_at: datetime
+    fires_at: datetime
+    emitted_at: datetime
+    retracted: bool = False
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def alert_id(case_id: str, milestone: Milestone, cycle: int, level: AlertLevel) -> str:
+    return f"{case_id}:{milestone}:{cycle}:{level}"

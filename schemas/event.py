@@ -1,0 +1,73 @@
+"""The canonical event (DESIGN §4): what every adapter produces and every stage reads."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.enums import EventType, Satisfaction, Source, Urgency
+from schemas.errors import InvalidRecord
+
+SCHEMA_VERSION = 1
+
+
+def _require_aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("occurred_at must carry a UTC offset")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+
+
+def make_event_id(system: str, *native_ids: str) -> str:
+    """Deterministic id from the source's own ids: re-importing the same record gives the same id."""
+    joined = "\x1f".join((system, *native_ids)).encode()
+    return hashlib.blake2b(joined, digest_size=12).hexdigest()
+
+
+def make_case_id(source: Source | str, system: str, native_id: str) -> str:
+    return f"{source}:{system}:{native_id}"
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = Field(min_length=1)
+    case_id: str = Field(min_length=1)
+    source: Source
+    system: str = Field(min_length=1)
+    type: EventType
+    occurred_at: AwareDatetime
+    district: str | None = None
+    street: str | None = None
+    community: str | None = None
+    grid: str | None = None
+    category: str = "other:"
+    urgency: Urgency = Urgency.NORMAL
+    unit: str | None = None
+    satisfaction: Satisfaction | None = None
+    extension_days: int | None = Field(default=None, ge=0, le=365)
+    caller_hash: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        try:
+            return cls.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            raise InvalidRecord(f"not a canonical event: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidRecord(f"not a canonical event: {exc}") from exc
