@@ -1,0 +1,3 @@
+from civicflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The `civicflow` command. Errors a person can act on print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from civicflow.settings import Settings
+from schemas.errors import CivicflowError, ConfigError
+
+console = Console(stderr=True)
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not ISO 8601 (e.g. 2026-10-20T08:00:00+08:00)") from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. +08:00")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: embedded broker)")
+    parser.add_argument("--clickhouse", help="ClickHouse DSN (default: chDB under ./var/clickhouse)")
+    parser.add_argument("--var-dir", type=Path, help="where the embedded stack keeps its files")
+    parser.add_argument("--partitions", type=int, help="partitions per topic")
+    parser.add_argument("--policy", type=Path, help="SLA policy TOML (default: the packaged one)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="civicflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="embedded stack on a simulated city, then a report")
+    _common(demo)
+    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--districts", type=int, default=3)
+    demo.add_argument("--cases-per-day", type=int, default=120, help="per district")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
+
+    rep = sub.add_parser("replay", help="replay feed files through the whole pipeline")
+    _common(rep)
+    rep.add_argument("--format", required=True, dest="format_name")
+    rep.add_argument("--as-of", type=_as_of)
+    rep.add_argument("files", nargs="+", type=Path)
+
+    sim = sub.add_parser("simulate", help="write simulated feeds to files")
+    sim.add_argument("--out", type=Path, default=Path("var/sim"))
+    sim.add_argument("--days", type=int, default=7)
+    sim.add_argument("--districts", type=int, default=3)
+    sim.add_argument("--cases-per-day", type=int, default=120)
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
+
+    worker = sub.add_parser("worker", help="the Faust stream worker")
+    _common(worker)
+    worker.add_argument("--mode", choices=["live", "replay"], default="live")
+
+    sink = sub.add_parser("sink", help="the ClickHouse sink")
+    _common(sink)
+
+    sub.add_parser("broker", help="run the embedded broker until Ctrl-C").add_argument(
+        "--var-dir", type=Path)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    mig = db_sub.add_parser("migrate", help="apply pending migrations")
+    _common(mig)
+
+    report = sub.add_parser("report", help="三率, rankings and the overdue list")
+    _common(report)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: getattr(args, attr)
+        for key, attr in (("bootstrap", "bootstrap"), ("clickhouse", "clickhouse"),
+                          ("var_dir", "var_dir"), ("partitions", "partitions"),
+                          ("policy", "policy"))
+        if getattr(args, attr, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except CivicflowError as exc:
+        console.print(f"[red]civicflow: {exc}[/red]")
+        return 2
+    except KeyboardInterrupt:
+        console.print("civicflow: interrupted; the embedded stack was stopped")
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from civicflow import commands
+
+    settings = settings_from(args) if args.command not in ("simulate",) else Settings()
+    handler = getattr(commands, f"cmd_{args.command}")
+    return int(handler(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

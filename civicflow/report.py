@@ -1,0 +1,96 @@
+"""The terminal report: cases, 三率 per district, alerts, and the most overdue open cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+from rich.console import Console
+from rich.table import Table
+
+from streams.calendar import CHINA_TZ
+
+
+@dataclass(frozen=True)
+class DistrictRates:
+    district: str
+    created: int
+    response_rate: float | None
+    on_time_rate: float | None
+    satisfaction_rate: float | None
+    overdue_open: int
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def district_rates(client: Client, db: str) -> list[DistrictRates]:
+    rows = client.query(
+        f"SELECT ifNull(district, '?'), sum(created), sum(responded_on_time), "
+        f"sum(respond_due_count), sum(resolved_on_time), sum(resolve_due_count), sum(satisfied), "
+        f"sum(surveyed), sum(overdue_open) FROM {db}.unit_rates_daily "
+        f"GROUP BY 1 ORDER BY 1"
+    ).result_rows
+    return [
+        DistrictRates(d, int(c), _ratio(ro, rd), _ratio(so, sd), _ratio(sa, su), int(ov))
+        for d, c, ro, rd, so, sd, sa, su, ov in rows
+    ]
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def print_report(client: Client, db: str, console: Console | None = None) -> None:
+    console = console or Console()
+    clock = client.query(f"SELECT clock FROM {db}.current_clock").result_rows[0][0]
+    total, open_cases, cancelled = client.query(
+        f"SELECT count(), countIf(status NOT IN ('closed', 'cancelled')), "
+        f"countIf(status = 'cancelled') FROM {db}.cases FINAL"
+    ).result_rows[0]
+    events = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
+    rejects = client.query(f"SELECT count() FROM {db}.rejects FINAL").result_rows[0][0]
+    clock_text = _local(clock)
+    console.print(f"[bold]civicflow report[/bold] — pipeline clock {clock_text} (Asia/Shanghai)")
+    console.print(f"events {events}, rejects {rejects}, cases {total} "
+                  f"(open {open_cases}, cancelled {cancelled})")
+
+    rates = Table(title="三率 per district (响应率 / 按期办结率 / 满意率)")
+    for name in ("district", "cases", "响应率", "按期办结率", "满意率", "overdue open"):
+        rates.add_column(name, justify="right")
+    for r in district_rates(client, db):
+        rates.add_row(r.district, str(r.created), _pct(r.response_rate), _pct(r.on_time_rate),
+                      _pct(r.satisfaction_rate), str(r.overdue_open))
+    console.print(rates)
+
+    alerts = client.query(
+        f"SELECT level, count() FROM {db}.alerts FINAL WHERE NOT retracted GROUP BY level "
+        "ORDER BY indexOf(['yellow','red','escalation1','escalation2','escalation3'], level)"
+    ).result_rows
+    console.print("alerts: " + (", ".join(f"{lvl} {n}" for lvl, n in alerts) or "none"))
+
+    overdue = Table(title="10 most overdue open cases (督办)")
+    for name in ("case", "district", "unit", "milestone", "due (local)", "overdue", "escalation"):
+        overdue.add_column(name)
+    for case_id, district, unit, milestone, due_at, seconds, level in client.query(
+        f"SELECT case_id, district, unit, milestone, due_at, overdue_seconds, escalation_level "
+        f"FROM {db}.overdue_open_cases ORDER BY overdue_seconds DESC, case_id LIMIT 10"
+    ).result_rows:
+        overdue.add_row(case_id, district or "", unit or "", milestone, _local(due_at),
+                        _duration(int(seconds)), str(level))
+    console.print(overdue)
+
+
+def _local(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d {rest // 3600}h" if days else f"{rest // 3600}h {rest % 3600 // 60}m"

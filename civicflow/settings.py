@@ -1,0 +1,36 @@
+"""The one settings class: env prefix CIVICFLOW_, command-line flags override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVICFLOW_", extra="ignore")
+
+    # Kafka bootstrap servers; empty means start the embedded Tansu broker.
+    bootstrap: str | None = None
+    # ClickHouse DSN: http://user:pass@host:8123 or chdb:///abs/path; empty means ./var/clickhouse.
+    clickhouse: str | None = None
+    database: str = "civicflow"
+    var_dir: Path = Path("var")
+    partitions: int = Field(default=4, ge=1, le=256)
+    policy: Path | None = None
+    holiday_file: Path | None = None
+    allowed_lateness_seconds: int = Field(default=600, ge=0)
+    # keyed HMAC for caller phone numbers; set a real secret in production
+    caller_hash_key: SecretStr = SecretStr("civicflow-dev-key-change-me")
+    worker_batch: int = Field(default=10_000, ge=1)
+    worker_batch_seconds: float = Field(default=0.2, gt=0)
+    sink_batch_rows: int = Field(default=50_000, ge=1)
+    sink_batch_seconds: float = Field(default=0.5, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    broker_start_timeout: float = 20.0
+
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse:
+            return self.clickhouse
+        return f"chdb://{(self.var_dir / 'clickhouse').resolve()}"

@@ -1,0 +1,104 @@
+"""ClickHouse sink: batched JSONEachRow inserts, one per table per batch; idempotent by design
+(ReplacingMergeTree keys), so a batch delivered twice leaves one row per key."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from schemas.errors import CivicflowError, SinkUnavailable
+from schemas.topics import ALERTS_TOPIC, EVENT_TOPICS, INVALID_TOPIC, SNAPSHOTS_TOPIC
+
+TABLE_FOR_TOPIC: dict[str, str] = {
+    **{topic: "events" for topic in EVENT_TOPICS.values()},
+    SNAPSHOTS_TOPIC: "cases",
+    ALERTS_TOPIC: "alerts",
+    INVALID_TOPIC: "rejects",
+}
+INSERT_SETTINGS = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+}
+
+
+class SinkDataError(CivicflowError):
+    """ClickHouse refused the rows themselves (not the connection): they go to dead letter."""
+
+
+def connect(dsn: str) -> Client:
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except OperationalError as exc:
+        raise SinkUnavailable(f"ClickHouse at {redact(dsn)} is unreachable: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - chDB raises plain errors for a bad path
+        raise SinkUnavailable(f"cannot open ClickHouse {redact(dsn)}: {exc}") from exc
+
+
+def redact(dsn: str) -> str:
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return dsn
+
+
+@dataclass
+class FlushResult:
+    rows: dict[str, int]
+    seconds: float
+
+
+class ClickHouseSink:
+    """The sink contract: `add` rows (raw JSON lines) per table, `flush` them all."""
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.database = database
+        self._pending: dict[str, list[bytes]] = defaultdict(list)
+
+    def add(self, table: str, row: bytes) -> None:
+        self._pending[table].append(row)
+
+    @property
+    def pending(self) -> int:
+        return sum(len(rows) for rows in self._pending.values())
+
+    def flush(self) -> FlushResult:
+        start = time.perf_counter()
+        written: dict[str, int] = {}
+        for table, rows in list(self._pending.items()):
+            if not rows:
+                continue
+            self.insert_json(table, rows)
+            written[table] = len(rows)
+            del self._pending[table]
+        return FlushResult(written, time.perf_counter() - start)
+
+    def insert_json(self, table: str, rows: list[bytes]) -> None:
+        try:
+            self.client.raw_insert(f"{self.database}.{table}", insert_block=b"\n".join(rows),
+                                   fmt="JSONEachRow", settings=INSERT_SETTINGS)
+        except OperationalError as exc:
+            raise SinkUnavailable(f"ClickHouse unavailable while writing {table}: {exc}") from exc
+        except DatabaseError as exc:
+            raise SinkDataError(f"ClickHouse refused rows for {table}: {exc}") from exc
+
+
+def with_retry(action: Callable[[], object], on_retry: Callable[[Exception, float], None],
+               attempts: int = 8, first_delay: float = 0.5) -> object:
+    delay = first_delay
+    for attempt in range(attempts):
+        try:
+            return action()
+        except SinkUnavailable as exc:
+            if attempt == attempts - 1:
+                raise
+            on_retry(exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    return None

@@ -1,0 +1,169 @@
+"""The sink process loop: consume, batch, insert, and only then commit offsets.
+
+Partitions are assigned directly (no consumer-group join) with the committed offsets of the
+sink's group id, so a restarted sink resumes where the last accepted batch ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from schemas.topics import CONTROL_HEADER, CONTROL_KEY
+from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, SinkDataError, with_retry
+
+log = logging.getLogger("civicflow.sink")
+SINK_GROUP = "civicflow-sink"
+
+
+@dataclass
+class SinkStats:
+    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    batches: int = 0
+    failures: int = 0
+    dead_lettered: int = 0
+    last_success: float = 0.0
+    healthy: bool = True
+
+
+def _is_control(key: bytes | None, headers: list[tuple[str, bytes]] | None) -> bool:
+    return key == CONTROL_KEY or any(name == CONTROL_HEADER for name, _ in headers or ())
+
+
+class SinkRunner:
+    def __init__(self, bootstrap: str, sink: ClickHouseSink, *, batch_rows: int = 50_000,
+                 batch_seconds: float = 0.5, group_id: str = SINK_GROUP) -> None:
+        self.sink = sink
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        })
+        self.stats = SinkStats()
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._markers: list[list[object]] = []
+        self._landed: dict[str, set[tuple[str, str, int]]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def assign(self) -> None:
+        metadata = self.consumer.list_topics(timeout=10)
+        wanted = [
+            TopicPartition(topic, partition)
+            for topic in TABLE_FOR_TOPIC
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        committed = self.consumer.committed(wanted, timeout=10)
+        self.consumer.assign([
+            TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            for tp in committed
+        ])
+
+    def landed(self, run_id: str) -> int:
+        with self._lock:
+            return len(self._landed.get(run_id, ()))
+
+    def run(self) -> None:
+        try:
+            self.assign()
+            last_flush = time.monotonic()
+            while not self.stop_event.is_set():
+                messages = self.consumer.consume(10_000, timeout=0.1)
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consume error: %s", error)
+                        continue
+                    topic, partition = message.topic(), message.partition()
+                    self._offsets[(topic, partition)] = message.offset() + 1
+                    if _is_control(message.key(), message.headers()):
+                        self._note_marker(topic, partition, message.value())
+                        self.flush()
+                        last_flush = time.monotonic()
+                        continue
+                    self.sink.add(TABLE_FOR_TOPIC[topic], message.value())
+                due = time.monotonic() - last_flush >= self.batch_seconds
+                if self.sink.pending >= self.batch_rows or (due and self._offsets):
+                    self.flush()
+                    last_flush = time.monotonic()
+            self.flush()
+        except BaseException as exc:  # surfaced to the owner thread
+            self.error = exc
+            raise
+        finally:
+            self.consumer.close()
+
+    def _note_marker(self, topic: str, partition: int, value: bytes) -> None:
+        payload = orjson.loads(value)
+        self._markers.append([payload.get("run", ""), topic, payload.get("from", topic),
+                              partition, payload.get("clock")])
+
+    def flush(self) -> None:
+        """Insert everything pending, then markers, then commit: never commit unwritten rows."""
+        if not self._offsets:
+            return
+
+        def on_retry(exc: Exception, delay: float) -> None:
+            self.stats.healthy = False
+            self.stats.failures += 1
+            log.warning("%s; retrying in %.1fs", exc, delay)
+
+        try:
+            result = with_retry(self.sink.flush, on_retry)
+        except SinkDataError:
+            result = None
+            self._flush_row_by_row()
+        if result is not None:
+            for table, count in result.rows.items():  # type: ignore[attr-defined]
+                self.stats.rows[table] += count
+        if self._markers:
+            markers = self._markers
+            rows = [orjson.dumps({"run_id": m[0], "topic": m[1], "from_topic": m[2],
+                                  "partition": m[3], "clock": m[4]}) for m in markers]
+            with_retry(lambda: self.sink.insert_json("control_markers", rows), on_retry)
+            clocks = [m[4] for m in markers if m[4]]
+            if clocks:
+                latest = max(clocks)
+                clock_row = orjson.dumps({"name": "main", "clock": latest, "version": time.time_ns()})
+                with_retry(lambda: self.sink.insert_json("pipeline_clock", [clock_row]), on_retry)
+        self.consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in self._offsets.items()],
+            asynchronous=False,
+        )
+        with self._lock:
+            for m in self._markers:
+                self._landed[str(m[0])].add((str(m[1]), str(m[2]), int(m[3])))  # type: ignore[call-overload]
+        self._markers = []
+        self._offsets.clear()
+        self.stats.batches += 1
+        self.stats.healthy = True
+        self.stats.last_success = time.time()
+
+    def _flush_row_by_row(self) -> None:
+        """A batch ClickHouse refused: write rows one by one, dead-letter the refused ones."""
+        pending = dict(self.sink._pending)  # noqa: SLF001 - same package
+        self.sink._pending.clear()  # noqa: SLF001
+        for table, rows in pending.items():
+            for row in rows:
+                try:
+                    self.sink.insert_json(table, [row])
+                    self.stats.rows[table] += 1
+                except SinkDataError as exc:
+                    self.stats.dead_lettered += 1
+                    reject = orjson.dumps({"format": "sink", "source": table, "file": table,
+                                           "line": 0, "reason": str(exc)[:500],
+                                           "raw": row.decode("utf-8", "replace")})
+                    self.sink.insert_json("rejects", [reject])
