@@ -17,8 +17,11 @@ out = Console()
 err = Console(stderr=True)
 
 
+_started = time.monotonic()
+
+
 def _progress(message: str) -> None:
-    err.print(f"[dim]·[/dim] {message}")
+    err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {message}")
 
 
 def _terminate_as_interrupt() -> None:

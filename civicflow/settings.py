@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     caller_hash_key: SecretStr = SecretStr("civicflow-dev-key-change-me")
     worker_batch: int = Field(default=10_000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
+    worker_rebalance_timeout: float = Field(default=3.0, gt=0)
+    worker_session_timeout: float = Field(default=10.0, gt=0)
     sink_batch_rows: int = Field(default=50_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)

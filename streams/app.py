@@ -10,6 +10,7 @@ set explicitly from the case's own input partition.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +86,11 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         table_cleanup_interval=3600.0,
+        # Tansu holds a join for the whole rebalance timeout: keep it short so a worker
+        # (re)joins in seconds, not half a minute
+        broker_rebalance_timeout=settings.worker_rebalance_timeout,
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=1.0,
     )
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
@@ -163,5 +169,5 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
 
 def run_worker(settings: Settings, mode: Mode) -> None:
     app = build_app(settings, mode)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker = faust.Worker(app, loglevel=os.environ.get("CIVICFLOW_WORKER_LOGLEVEL", "WARNING"), quiet=True)
     worker.execute_from_commandline()

@@ -20,6 +20,7 @@ from schemas.errors import CalendarUnknown, ConfigError
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 SECONDS_PER_DAY = 86400
 _MAX_SCAN_DAYS = 3660
+_MICROS_PER_DAY = SECONDS_PER_DAY * 1_000_000
 
 
 def to_timedelta(seconds: Fraction) -> timedelta:
@@ -33,6 +34,8 @@ class WorkingDayCalendar:
         # year -> (holidays, make-up working days) for years the package does not know
         self._overrides = overrides or {}
         self.is_workday = lru_cache(maxsize=8192)(self._is_workday)
+        # the end depends only on the start's local date and the amount: cases share it
+        self._end_after = lru_cache(maxsize=65536)(self._end_after_uncached)
 
     @classmethod
     def from_override_file(cls, path: Path | None) -> WorkingDayCalendar:
@@ -73,19 +76,24 @@ class WorkingDayCalendar:
 
     def add_working_days(self, start: datetime, days: Fraction) -> datetime:
         """The instant `days` working days (possibly fractional) after `start`."""
-        if days <= 0:
+        return self.add_working_microseconds(start, round(Fraction(days) * _MICROS_PER_DAY))
+
+    def add_working_microseconds(self, start: datetime, micros: int) -> datetime:
+        if micros <= 0:
             return start
-        day = start.astimezone(CHINA_TZ).date()
-        remaining = Fraction(days)
+        return self._end_after(start.astimezone(CHINA_TZ).date(), micros)
+
+    def _end_after_uncached(self, day: date, micros: int) -> datetime:
+        remaining = micros
         for _ in range(_MAX_SCAN_DAYS):
             day += timedelta(days=1)
             if not self.is_workday(day):
                 continue
-            if remaining <= 1:
+            if remaining <= _MICROS_PER_DAY:
                 midnight = datetime.combine(day, time(0), CHINA_TZ)
-                return midnight + to_timedelta(remaining * SECONDS_PER_DAY)
-            remaining -= 1
-        raise CalendarUnknown(f"no end within {_MAX_SCAN_DAYS} days of {start.isoformat()}")
+                return midnight + timedelta(microseconds=remaining)
+            remaining -= _MICROS_PER_DAY
+        raise CalendarUnknown(f"no end within {_MAX_SCAN_DAYS} days of {day.isoformat()}")
 
     def working_days_between(self, start: datetime, end: datetime) -> list[date]:
         """The calendar days that counted as working days from the day after `start` to `end`."""
