@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from schemas import Event, load_policy
+from streams.calendar import WorkingDayCalendar
+
+CN = ZoneInfo("Asia/Shanghai")
+
+
+def cn(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=CN)
+
+
+def ev(event_id: str, kind: str, at: datetime, case: str = "grid:jn-grid:C1", **extra: object) -> Event:
+    source = case.split(":", 1)[0]
+    system = case.split(":")[1]
+    return Event(event_id=event_id, case_id=case, source=source, system=system, type=kind,
+                 occurred_at=at, **extra)
+
+
+@pytest.fixture(scope="session")
+def policy():
+    return load_policy()
+
+
+@pytest.fixture(scope="session")
+def calendar():
+    return WorkingDayCalendar()
