@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except CivicflowError as exc:
-        console.print(f"[red]civicflow: {exc}[/red]")
+        console.print(f"[red]civicflow: {exc}[/red]", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:
-        console.print("civicflow: interrupted; the embedded stack was stopped")
+        console.print("civicflow: interrupted; the embedded stack was stopped", soft_wrap=True)
         return 130
 
 

@@ -21,7 +21,8 @@ _started = time.monotonic()
 
 
 def _progress(message: str) -> None:
-    err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {message}")
+    err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {message}", soft_wrap=True,
+              highlight=False)
 
 
 def _terminate_as_interrupt() -> None:

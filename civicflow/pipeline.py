@@ -21,10 +21,12 @@ from producers.kafka import EventProducer
 from producers.registry import adapter_for
 from schemas.errors import BrokerUnavailable, CivicflowError, ConfigError
 from schemas.event import Event
+from schemas.policy import load_policy
 from schemas.topics import EVENT_TOPICS
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
 from sinks.runner import SinkRunner
+from streams.calendar import WorkingDayCalendar
 
 Progress = Callable[[str], None]
 
@@ -65,6 +67,14 @@ def read_feeds(files: list[tuple[str, Path]]) -> tuple[list[Event], list[Reject]
                 events.append(item)
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return events, rejects, tally
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][-300:] if lines else "no log"
 
 
 @contextlib.contextmanager
@@ -121,6 +131,9 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
     every event, snapshot and alert has landed."""
     started = time.monotonic()
     ensure_var_dir(settings.var_dir)
+    # fail fast, before anything starts, on a policy or holiday file the worker would refuse
+    load_policy(settings.policy)
+    WorkingDayCalendar.from_override_file(settings.holiday_file)
     events, rejects, tally = read_feeds(files)
     progress(tally.line())
     if not events:
@@ -161,8 +174,10 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
                 if runner.error is not None:
                     raise CivicflowError(f"the sink stopped: {runner.error}")
                 if worker.poll() is not None:
+                    log_path = settings.var_dir / "worker.log"
                     raise CivicflowError(
-                        f"the worker exited (code {worker.returncode}); see {settings.var_dir / 'worker.log'}")
+                        f"the worker exited (code {worker.returncode}): {last_line(log_path)} "
+                        f"(full log: {log_path})")
                 if time.monotonic() > deadline:
                     raise CivicflowError(
                         f"replay not finished after {timeout:.0f}s ({runner.landed(run_id)}/{expected} "

@@ -46,10 +46,17 @@ class EventProducer:
             self.failed += 1
             self.errors[err.str()] += 1
 
-    def _produce(self, topic: str, key: bytes, value: bytes, **extra: object) -> None:
+    def _produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        extra: dict[str, object] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers:
+            extra["headers"] = headers
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=self._on_delivery, **extra)
+                self._producer.produce(topic, value, key, on_delivery=self._on_delivery,
+                                       **extra)  # type: ignore[arg-type]
                 break
             except BufferError:
                 self._producer.poll(0.05)

@@ -121,16 +121,18 @@ def simulate_grid(
         }
         seq = 0
 
-        def emit(kind: str, at: datetime, **extra: object) -> None:
+        def emit(kind: str, at: datetime, order: str = order, base: dict[str, str] = base,
+                 **extra: object) -> None:
             nonlocal seq
             seq += 1
             if at >= end:
                 return
-            record = {"事件ID": f"{order}-{seq:02d}", "事件类型": kind, "发生时间": _fmt(at), **base}
+            record: dict[str, object] = {
+                "事件ID": f"{order}-{seq:02d}", "事件类型": kind, "发生时间": _fmt(at), **base}
             record.update(extra)
             lines.append((at, orjson.dumps(record)))
 
-        def hours(mean: float) -> timedelta:
+        def hours(mean: float, unit: Unit = unit) -> timedelta:
             return timedelta(hours=rng.expovariate(1.0 / (mean * unit.speed)))
 
         emit("上报", created)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -20,6 +21,17 @@ from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, SinkDataError, wit
 
 log = logging.getLogger("civicflow.sink")
 SINK_GROUP = "civicflow-sink"
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A control record seen by the sink: it lands after every row before it."""
+
+    run_id: str
+    topic: str
+    from_topic: str
+    partition: int
+    clock: str | None
 
 
 @dataclass
@@ -51,7 +63,7 @@ class SinkRunner:
         })
         self.stats = SinkStats()
         self._offsets: dict[tuple[str, int], int] = {}
-        self._markers: list[list[object]] = []
+        self._markers: list[Marker] = []
         self._landed: dict[str, set[tuple[str, str, int]]] = defaultdict(set)
         self._lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -87,14 +99,15 @@ class SinkRunner:
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("consume error: %s", error)
                         continue
-                    topic, partition = message.topic(), message.partition()
-                    self._offsets[(topic, partition)] = message.offset() + 1
-                    if _is_control(message.key(), message.headers()):
-                        self._note_marker(topic, partition, message.value())
+                    topic, partition = str(message.topic()), int(message.partition() or 0)
+                    value = message.value() or b""
+                    self._offsets[(topic, partition)] = int(message.offset() or 0) + 1
+                    if _is_control(message.key(), message.headers()):  # type: ignore[arg-type]
+                        self._note_marker(topic, partition, value)
                         self.flush()
                         last_flush = time.monotonic()
                         continue
-                    self.sink.add(TABLE_FOR_TOPIC[topic], message.value())
+                    self.sink.add(TABLE_FOR_TOPIC[topic], value)
                 due = time.monotonic() - last_flush >= self.batch_seconds
                 if self.sink.pending >= self.batch_rows or (due and self._offsets):
                     self.flush()
@@ -108,8 +121,9 @@ class SinkRunner:
 
     def _note_marker(self, topic: str, partition: int, value: bytes) -> None:
         payload = orjson.loads(value)
-        self._markers.append([payload.get("run", ""), topic, payload.get("from", topic),
-                              partition, payload.get("clock")])
+        self._markers.append(Marker(str(payload.get("run", "")), topic,
+                                    str(payload.get("from", topic)), partition,
+                                    payload.get("clock")))
 
     def flush(self) -> None:
         """Insert everything pending, then markers, then commit: never commit unwritten rows."""
@@ -131,13 +145,14 @@ class SinkRunner:
                 self.stats.rows[table] += count
         if self._markers:
             markers = self._markers
-            rows = [orjson.dumps({"run_id": m[0], "topic": m[1], "from_topic": m[2],
-                                  "partition": m[3], "clock": m[4]}) for m in markers]
+            rows = [orjson.dumps({"run_id": m.run_id, "topic": m.topic, "from_topic": m.from_topic,
+                                  "partition": m.partition, "clock": m.clock}) for m in markers]
             with_retry(lambda: self.sink.insert_json("control_markers", rows), on_retry)
-            clocks = [m[4] for m in markers if m[4]]
+            clocks = [datetime.fromisoformat(m.clock) for m in markers if m.clock]
             if clocks:
                 latest = max(clocks)
-                clock_row = orjson.dumps({"name": "main", "clock": latest, "version": time.time_ns()})
+                clock_row = orjson.dumps({"name": "main", "clock": latest.isoformat(),
+                                          "version": time.time_ns()})
                 with_retry(lambda: self.sink.insert_json("pipeline_clock", [clock_row]), on_retry)
         self.consumer.commit(
             offsets=[TopicPartition(t, p, o) for (t, p), o in self._offsets.items()],
@@ -145,7 +160,7 @@ class SinkRunner:
         )
         with self._lock:
             for m in self._markers:
-                self._landed[str(m[0])].add((str(m[1]), str(m[2]), int(m[3])))  # type: ignore[call-overload]
+                self._landed[m.run_id].add((m.topic, m.from_topic, m.partition))
         self._markers = []
         self._offsets.clear()
         self.stats.batches += 1

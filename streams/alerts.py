@@ -39,8 +39,8 @@ def reconcile(
     for aid, previous in sent.items():
         if previous.retracted:
             continue
-        point = due.get(aid)
-        if point is not None and point.fires:
+        still_due = due.get(aid)
+        if still_due is not None and still_due.fires:
             continue
         out.append(_alert(state, aid, previous.milestone, previous.cycle, previous.level,
                           previous.due_at, previous.fires_at, emitted_at, retracted=True))

@@ -136,13 +136,14 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         remaining = producer.flush(30)
         if remaining:
             raise RuntimeError(f"{remaining} worker outputs undelivered; not acknowledging")
-        for key, partition in processor.touched.items():
-            table.send_changelog(partition, key.encode(), processor.store[key])
+        for store_key, partition in processor.touched.items():
+            table.send_changelog(partition, store_key.encode(), processor.store[store_key])
         processor.touched.clear()
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:  # type: ignore[type-arg]
-        async for batch in stream.take_events(settings.worker_batch,
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+                settings.worker_batch,
                                               within=settings.worker_batch_seconds):
             ensure_rebuilt()
             records = [

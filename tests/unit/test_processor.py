@@ -33,7 +33,7 @@ def run(policy, calendar, records, batch, store=None):
     alerts, snapshots = {}, {}
     for i in range(0, len(records), batch):
         out = processor.process(records[i:i + batch])
-        for _, key, value in out.alerts:
+        for _, _, value in out.alerts:
             alerts[orjson.loads(value)["alert_id"]] = value
         for _, key, value in out.snapshots:
             snap = orjson.loads(value)

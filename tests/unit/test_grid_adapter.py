@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producers.base import Reject
+from producers.grid import GridAdapter
+from schemas import Event
+from tests.conftest import cn
+
+GOOD = {
+    "事件ID": "E1", "工单编号": "WG001", "事件类型": "上报", "发生时间": "2026-10-03 09:15:00",
+    "网格编码": "370102001001003", "事项大类": "环境卫生", "事项小类": "垃圾堆放",
+    "紧急程度": "紧急", "承办单位编码": "U1", "承办单位": "城管局",
+}
+
+
+def parse_one(record: dict) -> Event | Reject:
+    items = list(GridAdapter().parse(json.dumps(record, ensure_ascii=False).encode(), "f.jsonl"))
+    assert len(items) == 1
+    return items[0]
+
+
+def test_a_good_line_becomes_the_canonical_event():
+    event = parse_one(GOOD)
+    assert isinstance(event, Event)
+    assert event.case_id == "grid:jn-grid:WG001"
+    assert event.type == "created" and event.urgency == "urgent"
+    assert event.occurred_at == cn(2026, 10, 3, 9, 15)
+    assert (event.district, event.street, event.community, event.grid) == (
+        "370102", "370102001", "370102001001", "370102001001003")
+    assert event.category == "G07.01" and event.unit == "U1"
+    assert parse_one(GOOD).event_id == event.event_id  # re-import gives the same id
+    assert parse_one({**GOOD, "事件ID": "E2"}).event_id != event.event_id
+
+
+def test_event_type_mapping_follows_the_design():
+    expected = {"上报": "created", "受理": "responded", "派单": "dispatched", "报到": "responded",
+                "办结": "resolved", "反馈": "feedback", "回访": "feedback", "重办": "reopened",
+                "结案": "closed", "作废": "cancelled", "督办": "supervised"}
+    for native, kind in expected.items():
+        assert parse_one({**GOOD, "事件类型": native}).type == kind
+    extended = parse_one({**GOOD, "事件类型": "延期", "延期天数": 3})
+    assert extended.type == "extended" and extended.extension_days == 3
+    assert parse_one({**GOOD, "发生时间": "2026/10/3 9:07"}).occurred_at == cn(2026, 10, 3, 9, 7)
+    assert parse_one({**GOOD, "事项小类": "外星人"}).category == "other:环境卫生/外星人"
+
+
+def test_bad_lines_are_rejects_with_a_reason_and_where_they_were():
+    cases = [
+        ({**GOOD, "事件类型": "飞走"}, "事件类型"),
+        ({**GOOD, "发生时间": "yesterday"}, "发生时间"),
+        ({**GOOD, "网格编码": "3701020010010"}, "15 digits"),
+        ({k: v for k, v in GOOD.items() if k != "工单编号"}, "工单编号"),
+        ({**GOOD, "事件类型": "延期", "延期天数": "two"}, "延期天数"),
+        ({**GOOD, "满意度": "还行"}, "满意度"),
+    ]
+    for record, reason in cases:
+        reject = parse_one(record)
+        assert isinstance(reject, Reject) and reason in reject.reason
+        assert (reject.file, reject.line) == ("f.jsonl", 1)
+        assert orjson.loads(reject.raw) == record
+    data = b"\n".join([orjson.dumps(GOOD), b"{broken", "caf\xe9".encode("latin-1")])
+    items = list(GridAdapter().parse(data, "f.jsonl"))
+    assert [type(i).__name__ for i in items] == ["Event", "Reject", "Reject"]
+    assert items[1].line == 2 and items[1].reason.startswith("json")
+    assert items[2].line == 3 and items[2].reason.startswith("encoding")
+
+
+def test_future_times_beyond_tolerance_are_rejected():
+    now = cn(2026, 10, 3, 9, 0)
+    items = list(GridAdapter().parse(orjson.dumps(GOOD), "f", now=now))
+    assert isinstance(items[0], Reject) and "future" in items[0].reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_raise_and_every_line_is_accounted(data):
+    items = list(GridAdapter().parse(data, "fuzz"))
+    lines = [line for line in data.splitlines() if line.strip()]
+    assert len(items) == len(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["延期天数", "满意度"]),
+                       st.one_of(st.none(), st.text(max_size=20), st.integers(), st.booleans(),
+                                 st.lists(st.integers(), max_size=2))))
+def test_mutated_records_are_an_event_or_a_reject(mutation):
+    item = parse_one({**GOOD, **mutation})
+    assert isinstance(item, Event | Reject)
