@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="三率, rankings and the overdue list")
     _common(report)
+
+    explain = sub.add_parser("explain", help="a case's events, clocks, working days and alerts")
+    _common(explain)
+    explain.add_argument("case_id")
+    explain.add_argument("--as-of", type=_as_of, help="default: the pipeline clock")
     return parser
 
 

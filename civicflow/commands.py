@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.console import Console
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
 from schemas.errors import ConfigError
+from schemas.event import Event
 
 out = Console()
 err = Console(stderr=True)
@@ -76,6 +78,75 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     _progress(f"replayed {len(result.events)} events as of {result.as_of.isoformat()} in "
               f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
     print_report(sink.client, settings.database, out)
+    if settings.policy is not None:
+        print_policy_comparison(settings, result.events, result.as_of)
+    return 0
+
+
+def print_policy_comparison(settings: Settings, events: list[Event], as_of: datetime) -> None:
+    """What if: overdue cases under the default policy and under --policy, side by side."""
+    from rich.table import Table
+
+    from schemas.policy import load_policy
+    from streams.calendar import WorkingDayCalendar
+    from streams.whatif import compare_policies
+
+    policies = [load_policy(None), load_policy(settings.policy)]
+    rows = compare_policies(events, policies,
+                            WorkingDayCalendar.from_override_file(settings.holiday_file), as_of)
+    table = Table(title=f"what if: overdue cases (red or worse by {as_of.isoformat()})")
+    for name in ("district", "unit", "cases", f"overdue: {policies[0].name}",
+                 f"overdue: {policies[1].name}", "change"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        before, after = row.overdue
+        table.add_row(row.district, row.unit, str(row.cases), str(before), str(after),
+                      f"{after - before:+d}")
+    before_total = sum(r.overdue[0] for r in rows)
+    after_total = sum(r.overdue[1] for r in rows)
+    table.add_row("all", "", str(sum(r.cases for r in rows)), str(before_total), str(after_total),
+                  f"{after_total - before_total:+d}", style="bold")
+    out.print(table)
+
+
+def _aware(value: object) -> object:
+    """clickhouse-connect returns DateTime64(3, 'UTC') columns as naive UTC datetimes."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.policy import load_policy
+    from sinks.clickhouse import connect
+    from streams.calendar import WorkingDayCalendar
+    from streams.explain import explain_case
+
+    client = connect(settings.clickhouse_dsn())
+    db = settings.database
+    rows = client.query(
+        f"SELECT * EXCEPT ingested_at FROM {db}.events FINAL WHERE case_id = {{case:String}}",
+        parameters={"case": args.case_id}).named_results()
+    events = [Event.from_dict({k: _aware(v) for k, v in row.items() if v is not None}) for row in rows]
+    if not events:
+        raise ConfigError(f"no events for case {args.case_id!r} in {db}.events: check the id "
+                          "(it looks like grid:jn-grid:WG20261014000123)")
+    clock = args.as_of or client.query(f"SELECT clock FROM {db}.current_clock").result_rows[0][0]
+    if clock.tzinfo is None:
+        clock = clock.replace(tzinfo=UTC)
+    policy = load_policy(settings.policy)
+    calendar = WorkingDayCalendar.from_override_file(settings.holiday_file)
+    for line in explain_case(events, policy, calendar, clock):
+        out.print(line, highlight=False, soft_wrap=True)
+    sent = client.query(
+        f"SELECT alert_id, emitted_at, retracted FROM {db}.alerts FINAL "
+        f"WHERE case_id = {{case:String}} ORDER BY fires_at", parameters={"case": args.case_id}
+    ).result_rows
+    out.print("")
+    out.print(f"alerts in ClickHouse: {len(sent)}", highlight=False)
+    for alert_id, emitted_at, retracted in sent:
+        flag = " (retracted: a late event proved it wrong)" if retracted else ""
+        out.print(f"  {alert_id} emitted {emitted_at} UTC{flag}", highlight=False)
     return 0
 
 

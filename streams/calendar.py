@@ -96,9 +96,10 @@ class WorkingDayCalendar:
         raise CalendarUnknown(f"no end within {_MAX_SCAN_DAYS} days of {day.isoformat()}")
 
     def working_days_between(self, start: datetime, end: datetime) -> list[date]:
-        """The calendar days that counted as working days from the day after `start` to `end`."""
+        """The working days counted from the day after `start` up to `end` (exclusive: a period
+        that ends at 24:00 does not touch the next day)."""
         first = start.astimezone(CHINA_TZ).date() + timedelta(days=1)
-        last = end.astimezone(CHINA_TZ).date()
+        last = (end - timedelta(microseconds=1)).astimezone(CHINA_TZ).date()
         out: list[date] = []
         day = first
         while day <= last:

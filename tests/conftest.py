@@ -30,3 +30,10 @@ def policy():
 @pytest.fixture(scope="session")
 def calendar():
     return WorkingDayCalendar()
+
+
+@pytest.fixture(scope="session")
+def chdb_var(tmp_path_factory):
+    """chDB allows one data path per process: every in-process test shares this one and
+    keeps apart by database name."""
+    return tmp_path_factory.mktemp("var")

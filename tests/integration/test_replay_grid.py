@@ -25,8 +25,8 @@ def utc(moment: datetime) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory):
-    settings = Settings(var_dir=tmp_path_factory.mktemp("var"), partitions=2)
+def landed(chdb_var):
+    settings = Settings(var_dir=chdb_var, partitions=2, database="it_grid_small")
     messages: list[str] = []
     result, sink = replay(settings, [("jn-grid", FIXTURE)], AS_OF, messages.append, timeout=180)
     return result, sink.client, settings.database
@@ -105,3 +105,32 @@ def test_overdue_list_names_the_unanswered_case(landed):
     # B: respond due 10-20 00:00, 36 h before the clock. E: feedback due 10-21 00:00, 12 h.
     assert [(r[0].rsplit(":", 1)[1], r[1], r[2]) for r in rows] == [
         ("B", "respond", 36 * 3600), ("E", "feedback", 12 * 3600)]
+
+
+
+def test_explain_tells_why_each_alert_fired(landed, chdb_var, capsys):
+    from civicflow import commands
+    from civicflow.cli import build_parser
+
+    _, _, db = landed
+    args = build_parser().parse_args(["explain", "grid:jn-grid:E"])
+    assert commands.cmd_explain(Settings(var_dir=chdb_var, database=db), args) == 0
+    text = capsys.readouterr().out
+    assert "extended to 4 working day(s) at 2026-10-16 12:00:00" in text
+    assert ("working days counted (start day not counted, each ends at 24:00): "
+            "2026-10-16, 2026-10-19, 2026-10-20, 2026-10-21\n") in text
+    assert "yellow       2026-10-21 04:48:00  FIRED: milestone still unmet at that instant" in text
+    assert "red          2026-10-22 00:00:00  not yet reached" in text
+    assert "not fired: met at 2026-10-15 10:00:00, before the instant" in text
+    assert "alerts in ClickHouse: 3" in text
+
+
+def test_explain_unknown_case_is_a_clear_error(landed, chdb_var):
+    from civicflow import commands
+    from civicflow.cli import build_parser
+    from schemas import ConfigError
+
+    _, _, db = landed
+    args = build_parser().parse_args(["explain", "grid:jn-grid:NOPE"])
+    with pytest.raises(ConfigError, match="no events for case"):
+        commands.cmd_explain(Settings(var_dir=chdb_var, database=db), args)

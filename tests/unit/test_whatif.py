@@ -1,0 +1,41 @@
+"""The what-if comparison on the hand-worked grid fixture (as of Wed 2026-10-21 12:00)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from producers.base import Reject
+from producers.grid import GridAdapter
+from schemas.policy import load_policy
+from streams.whatif import WhatIfRow, compare_policies
+from tests.conftest import cn
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "grid_small.jsonl"
+LOOSER = """
+[alerts]
+yellow = 0.8
+red = 1.0
+escalation1 = 1.5
+escalation2 = 2.0
+escalation3 = 3.0
+[grid.any]
+respond = "2wd"
+resolve = "3wd"
+feedback = "4wd"
+"""
+
+
+def test_looser_policy_side_by_side(tmp_path, calendar):
+    path = tmp_path / "looser.toml"
+    path.write_text(LOOSER)
+    events = [e for e in GridAdapter().parse(FIXTURE.read_bytes(), "f") if not isinstance(e, Reject)]
+    rows = compare_policies(events, [load_policy(), load_policy(path)], calendar,
+                            cn(2026, 10, 21, 12, 0))
+    # B (unit U03): respond red 10-20 00:00 by default; with 2 wd it is 10-21 00:00 — still late.
+    # E (unit U02): feedback red 10-21 00:00 by default; with 4 wd it is 10-22 00:00 — on time.
+    # A and C (unit U01) were never red; D was cancelled and does not count.
+    assert rows == [
+        WhatIfRow("370102", "U01", 2, (0, 0)),
+        WhatIfRow("370102", "U02", 1, (1, 0)),
+        WhatIfRow("370102", "U03", 1, (1, 1)),
+    ]
