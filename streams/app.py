@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,11 +159,18 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             ]
             send(processor.process(records))
 
+    last_clock_report = [0.0]
+
     @app.timer(0.5)
     async def tick() -> None:
         ensure_rebuilt()
         if mode is Mode.LIVE:
-            send(processor.tick())
+            out = processor.tick()
+            now = time.monotonic()
+            if now - last_clock_report[0] >= settings.clock_report_seconds:
+                out.controls.extend(processor.clock_markers())
+                last_clock_report[0] = now
+            send(out)
 
     app.civicflow_processor = processor  # type: ignore[attr-defined]
     return app

@@ -236,6 +236,14 @@ class CaseProcessor:
                 self._fire_due(tp, part, [current], out)
         return out
 
+    def clock_markers(self, run: str = "live") -> list[tuple[str, int, bytes]]:
+        """Control records carrying each partition's clock, for the sink's pipeline clock."""
+        return [
+            (tp[0], tp[1], orjson.dumps({"run": run, "clock": part.clock.isoformat()}))
+            for tp, part in self.partitions.items()
+            if part.clock > EPOCH
+        ]
+
     # ---- internals -----------------------------------------------------------------------
 
     def _flush(self, dirty: dict[str, CaseRecord], progress: dict[TopicPartition, list[datetime]],
