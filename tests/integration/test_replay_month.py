@@ -55,7 +55,7 @@ def test_two_replays_are_identical_and_match_the_pure_reduction(month_file, chdb
     full = "alert_id, case_id, level, fires_at, due_at, emitted_at, retracted"
     first, second = landed_alerts(client, db_a, full), landed_alerts(client, db_b, full)
     assert first == second and len(first) > 50
-    cases = f"SELECT * EXCEPT version FROM {{db}}.cases FINAL ORDER BY case_id"
+    cases = "SELECT * EXCEPT version FROM {db}.cases FINAL ORDER BY case_id"
     assert (client.query(cases.format(db=db_a)).result_rows
             == client.query(cases.format(db=db_b)).result_rows)
     assert landed_alerts(client, db_a) == predicted_alerts(result.events, policy, calendar,
