@@ -44,15 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.add_argument("--days", type=int, default=7)
     demo.add_argument("--districts", type=int, default=3)
-    demo.add_argument("--cases-per-day", type=int, default=120, help="per district")
+    demo.add_argument("--cases-per-day", type=int, default=60, help="grid cases per district")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
 
     rep = sub.add_parser("replay", help="replay feed files through the whole pipeline")
     _common(rep)
-    rep.add_argument("--format", required=True, dest="format_name")
+    rep.add_argument("--format", required=True, dest="format_name",
+                     help="jn-grid, 12345, wuye or nyc311")
     rep.add_argument("--as-of", type=_as_of)
     rep.add_argument("files", nargs="+", type=Path)
+
+    ing = sub.add_parser("ingest", help="feed files -> adapters -> Kafka, with the accounting")
+    _common(ing)
+    ing.add_argument("--format", required=True, dest="format_name",
+                     help="jn-grid, 12345, wuye or nyc311")
+    ing.add_argument("files", nargs="+", type=Path)
+
+    serve = sub.add_parser("serve-ingest", help="the property-service webhook server")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
 
     sim = sub.add_parser("simulate", help="write simulated feeds to files")
     sim.add_argument("--out", type=Path, default=Path("var/sim"))
@@ -92,7 +104,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         key: getattr(args, attr)
         for key, attr in (("bootstrap", "bootstrap"), ("clickhouse", "clickhouse"),
                           ("var_dir", "var_dir"), ("partitions", "partitions"),
-                          ("policy", "policy"))
+                          ("policy", "policy"), ("webhook_host", "host"),
+                          ("webhook_port", "port"))
         if getattr(args, attr, None) is not None
     }
     try:
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from civicflow import commands
 
     settings = settings_from(args) if args.command not in ("simulate",) else Settings()
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(commands, f"cmd_{args.command.replace('-', '_')}")
     return int(handler(settings, args))
 
 

@@ -34,32 +34,88 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
-    from producers.simulator import simulate_grid, write_lines
+def write_simulated_city(out_dir: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The three feeds of one simulated city, in their district formats."""
+    from producers.simulator import (
+        hotline_csv,
+        simulate_grid,
+        simulate_hotline,
+        simulate_property,
+        write_lines,
+    )
 
-    ensure_var_dir(args.out)
-    lines = simulate_grid(seed=args.seed, start=args.start, days=args.days,
-                          cases_per_day=args.cases_per_day, districts=args.districts)
-    path = args.out / "grid.jsonl"
-    write_lines(str(path), lines)
-    out.print(f"wrote {len(lines)} lines to {path} (format jn-grid)")
+    ensure_var_dir(out_dir)
+    common = {"seed": args.seed, "start": args.start, "days": args.days, "districts": args.districts}
+    grid = out_dir / "grid.jsonl"
+    grid_lines = simulate_grid(cases_per_day=args.cases_per_day, **common)
+    write_lines(str(grid), grid_lines)
+    hotline = out_dir / "hotline_12345.csv"
+    rows = simulate_hotline(cases_per_day=max(1, args.cases_per_day * 2 // 3), **common)
+    hotline.write_bytes(hotline_csv(rows, "gbk"))
+    prop = out_dir / "property_wuye.jsonl"
+    prop_lines = simulate_property(cases_per_day=max(1, args.cases_per_day // 3), **common)
+    write_lines(str(prop), prop_lines)
+    _progress(f"simulated {args.days} days of {args.districts} districts: {grid} "
+              f"({len(grid_lines)} lines), {hotline} ({len(rows)} rows, GBK), {prop} "
+              f"({len(prop_lines)} lines)")
+    return [("jn-grid", grid), ("12345", hotline), ("wuye", prop)]
+
+
+def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
+    write_simulated_city(args.out, args)
+    return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from civicflow.embedded import create_topics
+    from producers.ingest import ingest_files
+
+    if not settings.bootstrap:
+        raise ConfigError("ingest needs a broker: pass --bootstrap host:9092 or set "
+                          "CIVICFLOW_BOOTSTRAP (the embedded broker keeps nothing after exit)")
+    files = [(args.format_name, Path(f)) for f in args.files]
+    for _, file in files:
+        if not file.is_file():
+            raise ConfigError(f"input file {file} does not exist")
+    try:
+        create_topics(settings.bootstrap, settings.partitions, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - any admin failure means no broker to talk to
+        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap}: {exc}; check --bootstrap") from exc
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,} rows  {task.fields[rate]:,.0f} rows/s  "
+                          "rejects {task.fields[rejects]:,}"), TimeElapsedColumn()]
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
+        started = time.monotonic()
+
+        def on_progress(stage: str, rows: int, total: int | None, rejects: int) -> None:
+            rate = rows / max(time.monotonic() - started, 1e-6)
+            bar.update(task, description=stage, completed=rows, total=total, rate=rate,
+                       rejects=rejects)
+
+        tally, failed = ingest_files(files, settings.bootstrap,
+                                     settings.caller_hash_key.get_secret_value().encode(),
+                                     on_progress, settings.delivery_timeout_seconds)
+    out.print(tally.line())
+    if tally.reject_reasons:
+        out.print("rejects by reason: " + ", ".join(
+            f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()))
+    if failed:
+        raise ConfigError(f"{failed} events were not delivered to Kafka: ingest the files again "
+                          "(event ids are deterministic, so nothing doubles)")
     return 0
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.pipeline import replay
     from civicflow.report import print_report
-    from producers.simulator import simulate_grid, write_lines
 
     _terminate_as_interrupt()
     ensure_var_dir(settings.var_dir)
-    sim_dir = ensure_var_dir(settings.var_dir / "sim")
-    lines = simulate_grid(seed=args.seed, start=args.start, days=args.days,
-                          cases_per_day=args.cases_per_day, districts=args.districts)
-    path = sim_dir / "grid.jsonl"
-    write_lines(str(path), lines)
-    _progress(f"simulated {args.days} days of {args.districts} districts: {len(lines)} lines in {path}")
-    result, sink = replay(settings, [("jn-grid", path)], None, _progress)
+    feeds = write_simulated_city(settings.var_dir / "sim", args)
+    result, sink = replay(settings, feeds, None, _progress)
     _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
               f"({len(result.events) / result.seconds:,.0f} events/s end to end)")
     print_report(sink.client, settings.database, out)
@@ -147,6 +203,26 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     for alert_id, emitted_at, retracted in sent:
         flag = " (retracted: a late event proved it wrong)" if retracted else ""
         out.print(f"  {alert_id} emitted {emitted_at} UTC{flag}", highlight=False)
+    return 0
+
+
+def cmd_serve_ingest(settings: Settings, _args: argparse.Namespace) -> int:
+    from civicflow.embedded import create_topics
+    from producers.webhook import PATH, serve
+
+    if not settings.bootstrap:
+        raise ConfigError("serve-ingest needs --bootstrap or CIVICFLOW_BOOTSTRAP")
+    secrets = {firm: s.get_secret_value().encode() for firm, s in settings.property_secrets.items()}
+    if not secrets:
+        raise ConfigError('no firm secrets: set CIVICFLOW_PROPERTY_SECRETS=\'{"C001": "secret"}\'')
+    create_topics(settings.bootstrap, settings.partitions)
+    _terminate_as_interrupt()
+    err.print(f"property webhook on http://{settings.webhook_host}:{settings.webhook_port}{PATH} "
+              f"for {len(secrets)} firms", highlight=False)
+    try:
+        serve(settings.bootstrap, secrets, settings.webhook_host, settings.webhook_port)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -41,30 +41,23 @@ class ReplayResult:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def read_feeds(files: list[tuple[str, Path]]) -> tuple[list[Event], list[Reject], ImportTally]:
+def read_feeds(files: list[tuple[str, Path]], caller_key: bytes = b"civicflow-dev-key-change-me"
+               ) -> tuple[list[Event], list[Reject], ImportTally]:
     """Adapters over whole files; events come back in `occurred_at` order."""
     tally = ImportTally()
     events: list[Event] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
     for format_name, path in files:
-        adapter = adapter_for(format_name)
+        adapter = adapter_for(format_name, caller_key)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        for item in adapter.parse(data, str(path)):
-            tally.read += 1
-            if isinstance(item, Reject):
-                tally.rejected += 1
-                tally.reject_reasons[item.reason_code] += 1
-                rejects.append(item)
-            elif item.event_id in seen:
-                tally.duplicates += 1
-            else:
-                seen.add(item.event_id)
-                tally.produced += 1
-                events.append(item)
+        for _, items in adapter.parse_rows(data, str(path)):
+            if items and isinstance(items[0], Reject):
+                rejects.extend(r for r in items if isinstance(r, Reject))
+            events.extend(tally.add(items, seen))
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return events, rejects, tally
 
@@ -134,7 +127,7 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
     # fail fast, before anything starts, on a policy or holiday file the worker would refuse
     load_policy(settings.policy)
     WorkingDayCalendar.from_override_file(settings.holiday_file)
-    events, rejects, tally = read_feeds(files)
+    events, rejects, tally = read_feeds(files, settings.caller_hash_key.get_secret_value().encode())
     progress(tally.line())
     if not events:
         raise ConfigError("no events in the input: nothing to replay (see the rejects above)")

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: int = Field(default=600, ge=0)
     # keyed HMAC for caller phone numbers; set a real secret in production
     caller_hash_key: SecretStr = SecretStr("civicflow-dev-key-change-me")
+    # property firms' webhook secrets: {"company_code": "secret"} (JSON in the env variable)
+    property_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8088, ge=1, le=65535)
     worker_batch: int = Field(default=10_000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)
@@ -32,6 +36,8 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     broker_start_timeout: float = 20.0
+    # how long a produced event may wait for the broker before it counts as not delivered
+    delivery_timeout_seconds: float = Field(default=30.0, gt=0)
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse:

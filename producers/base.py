@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -45,32 +45,64 @@ class Reject:
         return self.reason.split(":", 1)[0].split(" ")[0][:40]
 
 
+RowResult = tuple[int, Sequence[Event | Reject]]
+
+
 class Adapter(Protocol):
-    """A feed format: raw bytes of one file in, events and rejects out. Pure: no I/O."""
+    """A feed format: raw bytes of one file in, events and rejects out. Pure: no I/O.
+
+    `parse_rows` yields, per source record, its line and either the events it makes or the
+    one reject that says why it makes none."""
 
     format: str
     source: Source
 
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
+    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
         ...
+
+
+def flatten(rows: Iterator[RowResult]) -> Iterator[Event | Reject]:
+    for _, items in rows:
+        yield from items
 
 
 @dataclass
 class ImportTally:
-    """records read = events produced + records rejected + duplicates skipped."""
+    """records read = records produced + records rejected + duplicates skipped.
+
+    A record is a source line or row; a 12345 snapshot row makes several events, so events
+    produced are counted apart."""
 
     read: int = 0
     produced: int = 0
     rejected: int = 0
     duplicates: int = 0
+    events: int = 0
     reject_reasons: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         return (
-            f"records read {self.read} = events produced {self.produced} + records rejected "
-            f"{self.rejected} + duplicates skipped {self.duplicates}"
+            f"records read {self.read} = produced {self.produced} + rejected {self.rejected} "
+            f"+ duplicates skipped {self.duplicates} ({self.events} events produced)"
         )
 
     @property
     def balanced(self) -> bool:
         return self.read == self.produced + self.rejected + self.duplicates
+
+    def add(self, items: Sequence[Event | Reject], seen: set[str]) -> list[Event]:
+        """Count one record; returns its events not seen before in this import."""
+        self.read += 1
+        if items and isinstance(items[0], Reject):
+            self.rejected += 1
+            for reject in items:
+                self.reject_reasons[reject.reason_code] += 1  # type: ignore[union-attr]
+            return []
+        new = [e for e in items if isinstance(e, Event) and e.event_id not in seen]
+        if not new:
+            self.duplicates += 1
+            return []
+        seen.update(e.event_id for e in new)
+        self.produced += 1
+        self.events += len(new)
+        return new

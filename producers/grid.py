@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, Reject
+from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_grid_code
@@ -120,19 +120,25 @@ class GridAdapter:
     source = Source.GRID
 
     def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
+        return flatten(self.parse_rows(data, file, now))
+
+    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
         for number, raw in enumerate(data.splitlines(), start=1):
             if not raw.strip():
                 continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield Reject(FORMAT, Source.GRID, file, number,
-                             "encoding: line is not UTF-8 (jn-grid files are UTF-8 JSON Lines)",
-                             raw.decode("utf-8", "replace"))
-                continue
-            try:
-                yield record_to_event(orjson.loads(raw), now)
-            except orjson.JSONDecodeError as exc:
-                yield Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", text)
-            except InvalidRecord as exc:
-                yield Reject(FORMAT, Source.GRID, file, number, exc.reason, text)
+            yield number, [self._line(raw, file, number, now)]
+
+    @staticmethod
+    def _line(raw: bytes, file: str, number: int, now: datetime | None) -> Event | Reject:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Reject(FORMAT, Source.GRID, file, number,
+                          "encoding: line is not UTF-8 (jn-grid files are UTF-8 JSON Lines)",
+                          raw.decode("utf-8", "replace"))
+        try:
+            return record_to_event(orjson.loads(raw), now)
+        except orjson.JSONDecodeError as exc:
+            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", text)
+        except InvalidRecord as exc:
+            return Reject(FORMAT, Source.GRID, file, number, exc.reason, text)

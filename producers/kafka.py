@@ -17,8 +17,9 @@ from schemas.topics import CONTROL_HEADER, CONTROL_KEY, EVENT_TOPICS, INVALID_TO
 log = logging.getLogger(__name__)
 
 
-def producer_config(bootstrap: str) -> dict[str, object]:
+def producer_config(bootstrap: str, delivery_timeout: float = 30.0) -> dict[str, object]:
     return {
+        "message.timeout.ms": int(delivery_timeout * 1000),
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
         "acks": "all",
@@ -33,8 +34,8 @@ def producer_config(bootstrap: str) -> dict[str, object]:
 class EventProducer:
     """Sends canonical events to `events.<source>` keyed by case id, rejects to the dead letter."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = Producer(producer_config(bootstrap))
+    def __init__(self, bootstrap: str, delivery_timeout: float = 30.0) -> None:
+        self._producer = Producer(producer_config(bootstrap, delivery_timeout))
         self.delivered = 0
         self.failed = 0
         self.errors: Counter[str] = Counter()
@@ -75,7 +76,7 @@ class EventProducer:
             self._produce(topic, CONTROL_KEY, value, partition=partition,
                           headers=[(CONTROL_HEADER, b"1")])
 
-    def flush(self, timeout: float = 60.0) -> int:
+    def flush(self, timeout: float = 120.0) -> int:
         """Wait for every delivery; returns the number of messages not delivered."""
         remaining = self._producer.flush(timeout)
         if remaining:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from producers.base import Adapter
 from producers.grid import GridAdapter
+from producers.hotline12345 import Hotline12345Adapter
+from producers.nyc311 import Nyc311Adapter
+from producers.wuye import WuyeAdapter
 from schemas.errors import ConfigError
 
-ADAPTERS: dict[str, type] = {"jn-grid": GridAdapter}
+FORMATS = ("jn-grid", "12345", "wuye", "nyc311")
 
 
-def adapter_for(format_name: str) -> Adapter:
-    try:
-        return ADAPTERS[format_name]()  # type: ignore[no-any-return]
-    except KeyError:
-        raise ConfigError(
-            f"unknown feed format {format_name!r}: use one of {', '.join(sorted(ADAPTERS))}"
-        ) from None
+def adapter_for(format_name: str, caller_key: bytes = b"civicflow-dev-key-change-me") -> Adapter:
+    if format_name == "jn-grid":
+        return GridAdapter()
+    if format_name == "12345":
+        return Hotline12345Adapter(caller_key)
+    if format_name == "wuye":
+        return WuyeAdapter()
+    if format_name == "nyc311":
+        return Nyc311Adapter()
+    raise ConfigError(f"unknown feed format {format_name!r}: use one of {', '.join(FORMATS)}")

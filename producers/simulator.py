@@ -185,6 +185,152 @@ def _add_faults(rng: random.Random, lines: list[bytes]) -> list[bytes]:
     return result
 
 
+Step = tuple[str, datetime, dict[str, object]]  # canonical type, time, extra fields
+
+
+def lifecycle(rng: random.Random, created: datetime, unit: Unit, *, respond_hours: float,
+              resolve_hours: float) -> list[Step]:
+    """One case's life: dispatch, response, maybe an extension, resolution, a survey, maybe a
+    reopen after an unhappy one, closing; a few are cancelled."""
+    def delay(mean: float) -> timedelta:
+        return timedelta(hours=rng.expovariate(1.0 / (mean * unit.speed)))
+
+    steps: list[Step] = [("created", created, {})]
+    if rng.random() < 0.02:
+        steps.append(("cancelled", created + timedelta(minutes=rng.randint(5, 120)), {}))
+        return steps
+    at = created + timedelta(minutes=rng.randint(2, 40))
+    steps.append(("dispatched", at, {}))
+    at += delay(respond_hours)
+    steps.append(("responded", at, {}))
+    if rng.random() < 0.05:
+        steps.append(("extended", at + timedelta(hours=2), {"days": rng.randint(1, 3)}))
+    at += delay(resolve_hours)
+    for cycle in range(2):
+        steps.append(("resolved", at, {}))
+        at += timedelta(hours=rng.uniform(2, 40))
+        verdict = "satisfied" if rng.random() < unit.quality else rng.choice(
+            ["basically_satisfied", "unsatisfied", "unsatisfied"])
+        steps.append(("feedback", at, {"satisfaction": verdict}))
+        if verdict != "unsatisfied" or cycle == 1 or rng.random() < 0.5:
+            break
+        at += timedelta(hours=rng.uniform(1, 6))
+        steps.append(("reopened", at, {}))
+        at += delay(resolve_hours)
+    steps.append(("closed", at + timedelta(hours=rng.uniform(1, 12)), {}))
+    return steps
+
+
+SATISFACTION_CN = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+SURNAMES = "王李张刘陈杨黄赵吴周"
+GIVEN = "伟芳娜敏静丽强磊洋艳"
+
+
+def simulate_hotline(seed: int = 7, start: date = date(2026, 9, 28), days: int = 7,
+                     cases_per_day: int = 80, districts: int = 3,
+                     snapshot_at: datetime | None = None, faults: bool = True) -> list[dict[str, str]]:
+    """12345 work-order export rows as of `snapshot_at` (default: the end of the period). Rows
+    carry realistic personal data (caller, phone, ID numbers in the text) that must never
+    leave the adapter."""
+    rng = random.Random(seed * 7919 + 1)
+    city = build_city(random.Random(seed), districts)
+    items = load_catalog().items["hotline"]
+    end = snapshot_at or datetime.combine(start + timedelta(days=days), time(0), CHINA_TZ)
+    column_of = {"created": "来电时间", "dispatched": "派单时间", "responded": "签收时间",
+                 "resolved": "办结时间", "feedback": "回访时间"}
+    rows: list[dict[str, str]] = []
+    for number, created in enumerate(_arrival_times(rng, start, days, cases_per_day * districts), 1):
+        if created >= end:
+            continue
+        district = rng.choice(city.districts)
+        unit = rng.choice(city.units[district])
+        urgency = rng.choices(["紧急", "一般", "疑难"], [1, 8, 1])[0]
+        phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        item = rng.choice(items)
+        text = f"{item.item}问题，请尽快处理。联系电话{phone}"
+        if rng.random() < 0.1:
+            text += f"，身份证号3701021980{rng.randrange(10**8):08d}"
+        steps = lifecycle(rng, created, unit, respond_hours=1.5 if urgency == "紧急" else 6,
+                          resolve_hours=8 if urgency == "紧急" else 48)
+        row = {c: "" for c in ("工单编号", "来电时间", "来电号码", "诉求人", "诉求类型", "诉求内容",
+                                "紧急程度", "区县编码", "街道编码", "承办单位编码", "承办单位", "派单时间",
+                                "签收时间", "办结时间", "回访时间", "满意度", "重办次数", "工单状态")}
+        row.update({"工单编号": f"GD{created:%Y%m%d}{number:05d}", "来电号码": phone, "诉求人": name,
+                    "诉求类型": item.item, "诉求内容": text, "紧急程度": urgency,
+                    "区县编码": district, "街道编码": f"{district}{rng.randint(1, 3):03d}",
+                    "承办单位编码": unit.code, "承办单位": unit.name, "重办次数": "0",
+                    "工单状态": "处理中"})
+        for kind, at, extra in steps:
+            if at >= end:
+                break
+            if kind == "reopened":
+                # the export keeps no reopen time: only the count, and the latest cycle's times
+                row["重办次数"] = str(int(row["重办次数"]) + 1)
+                row["办结时间"] = row["回访时间"] = row["满意度"] = ""
+            elif kind == "cancelled":
+                row["工单状态"] = "作废"
+            elif kind == "closed":
+                row["工单状态"] = "已办结"
+            elif kind in column_of:
+                fmt = "%Y/%-m/%-d %-H:%M" if rng.random() < 0.5 else "%Y-%m-%d %H:%M:%S"
+                row[column_of[kind]] = at.strftime(fmt)
+                if kind == "feedback":
+                    row["满意度"] = SATISFACTION_CN[str(extra["satisfaction"])]
+        rows.append(row)
+    if faults and rows:
+        rows.append({**rows[0]})  # the same row exported twice
+        bad = {**rows[-1], "工单编号": "GDBAD1", "来电时间": "2026-13-45 25:00:00"}
+        rows.append(bad)
+    return rows
+
+
+def hotline_csv(rows: list[dict[str, str]], encoding: str = "gbk") -> bytes:
+    import csv
+    import io
+
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def simulate_property(seed: int = 7, start: date = date(2026, 9, 28), days: int = 7,
+                      cases_per_day: int = 40, districts: int = 3) -> list[bytes]:
+    """Property-service webhook bodies (wuye), one JSON object per line, in time order."""
+    rng = random.Random(seed * 104729 + 3)
+    city = build_city(random.Random(seed), districts)
+    items = load_catalog().items["property"]
+    end = datetime.combine(start + timedelta(days=days), time(0), CHINA_TZ)
+    lines: list[tuple[datetime, bytes]] = []
+    names = {"created": "报修", "dispatched": "派单", "responded": "接单", "resolved": "完工",
+             "feedback": "评价", "reopened": "返修", "extended": "延期", "cancelled": "取消",
+             "closed": "关闭"}
+    for number, created in enumerate(_arrival_times(rng, start, days, cases_per_day * districts), 1):
+        grid = rng.choice(city.grids)
+        firm = city.units[grid[:6]][-1]  # the district's property firm
+        urgent = rng.random() < 0.15
+        category = rng.choice(items).item
+        order = f"WY{created:%Y%m%d}{number:05d}"
+        steps = lifecycle(rng, created, firm, respond_hours=0.4 if urgent else 1.5,
+                          resolve_hours=3 if urgent else 30)
+        for kind, at, extra in steps:
+            if at >= end:
+                break
+            body: dict[str, object] = {
+                "order_id": order, "community_code": grid[:12], "event": names[kind],
+                "time": at.isoformat(timespec="seconds"), "category": category,
+                "urgent": urgent, "company_code": firm.code}
+            if kind == "feedback":
+                body["satisfaction"] = SATISFACTION_CN[str(extra["satisfaction"])]
+            if kind == "extended":
+                body["extension_days"] = extra["days"]
+            lines.append((at, orjson.dumps(body)))
+    lines.sort(key=lambda pair: pair[0])
+    return [line for _, line in lines]
+
+
 def write_lines(path: str, lines: list[bytes]) -> None:
     with open(path, "wb") as handle:
         for line in lines:

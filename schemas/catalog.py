@@ -25,6 +25,8 @@ class Catalog:
         for entry in self.items.get(source, ()):
             if entry.item == item and (major is None or major == entry.major):
                 return entry.code
+            if entry.code == item:  # already a catalog code
+                return entry.code
         raw = "/".join(x for x in (major, item) if x)
         return f"other:{raw}"
 

@@ -54,6 +54,10 @@ class Event(BaseModel):
     satisfaction: Satisfaction | None = None
     extension_days: int | None = Field(default=None, ge=0, le=365)
     caller_hash: str | None = None
+    # resolve due instant given by the source (Open311 `Due Date`); replaces the policy limit
+    due_at: AwareDatetime | None = None
+    # reopen count a snapshot source reports without reopen times (12345 `重办次数`)
+    reopen_count: int | None = Field(default=None, ge=0, le=1000)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

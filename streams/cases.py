@@ -15,6 +15,7 @@ from schemas.case import CaseSnapshot, alert_id
 from schemas.enums import (
     AlertLevel,
     CaseStatus,
+    ClockKind,
     EventType,
     Milestone,
     Satisfaction,
@@ -195,11 +196,21 @@ def _late(clock: MilestoneClock | None, due: datetime | None) -> int | None:
     return int((clock.met_at - due).total_seconds())
 
 
+def _preferred(event: Event) -> tuple[int, tuple[datetime, int, str]]:
+    # a later snapshot may restate an event with a higher reopen count (12345 重办次数)
+    return (-(event.reopen_count or 0), event_sort_key(event))
+
+
+def supersedes(new: Event, kept: Event) -> bool:
+    """Whether an event with a known id replaces the kept one (else it is a duplicate)."""
+    return _preferred(new) < _preferred(kept)
+
+
 def dedupe_and_sort(events: Iterable[Event]) -> list[Event]:
     by_id: dict[str, Event] = {}
     for event in events:
         kept = by_id.get(event.event_id)
-        if kept is None or event_sort_key(event) < event_sort_key(kept):
+        if kept is None or supersedes(event, kept):
             by_id[event.event_id] = event
     return sorted(by_id.values(), key=event_sort_key)
 
@@ -267,7 +278,13 @@ def reduce_case(
     source = first.source
     system = first.system
     urgency = origin.urgency
-    limits = policy.limits_for(source, system, urgency)
+    limits = dict(policy.limits_for(source, system, urgency))
+    given_due = next((e.due_at for e in ordered if e.due_at is not None), None)
+    if given_due is not None and given_due > created_at:
+        # the source set the resolve due itself (Open311 Due Date): natural time up to it
+        limits[Milestone.RESOLVE] = Limit(ClockKind.HOURS,
+                                          Fraction((given_due - created_at).total_seconds()))
+    reported_reopens = max((e.reopen_count or 0 for e in ordered), default=0)
     clocks: list[MilestoneClock] = []
     if Milestone.RESPOND in limits:
         clocks.append(
@@ -336,7 +353,7 @@ def reduce_case(
         closed_at=closed_at,
         cancelled_at=cancelled_at,
         satisfaction=satisfaction,
-        reopen_count=len(cycles) - 1,
+        reopen_count=max(len(cycles) - 1, reported_reopens),
         cycle=current_cycle,
         event_count=len(ordered),
         last_event_at=ordered[-1].occurred_at,

@@ -28,7 +28,7 @@ from schemas.event import Event
 from schemas.policy import SlaPolicy
 from streams.alerts import SentAlert, reconcile
 from streams.calendar import WorkingDayCalendar
-from streams.cases import CaseState, reduce_case
+from streams.cases import CaseState, reduce_case, supersedes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TopicPartition = tuple[str, int]
@@ -198,7 +198,8 @@ class CaseProcessor:
                 raw = self.store.get(event.case_id)
                 case = CaseRecord.decode(raw) if raw is not None else CaseRecord(tp, {}, {})
                 dirty[event.case_id] = case
-            if event.event_id in case.events:
+            kept = case.events.get(event.event_id)
+            if kept is not None and not supersedes(event, kept):
                 self.counts["duplicate"] += 1
                 continue
             self.counts["processed"] += 1

@@ -1,0 +1,105 @@
+"""Open311 / NYC 311 export (`nyc311`): the NYC Open Data CSV (DESIGN §5.4) -> hotline events.
+
+Agency is the handling unit, Borough the district, Complaint Type the category. A row gives a
+`created` event, and, when Closed, `resolved` and `closed` at its Closed Date. Due Date, when
+given, sets the resolve due.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
+from producers.textfile import decode_feed
+from schemas.enums import EventType, Source, Urgency
+from schemas.errors import InvalidRecord
+from schemas.event import Event, make_case_id, make_event_id
+
+FORMAT = "nyc311"
+NEW_YORK = ZoneInfo("America/New_York")
+REQUIRED = ["Unique Key", "Created Date", "Closed Date", "Agency", "Complaint Type", "Status",
+            "Due Date", "Borough"]
+
+
+def parse_nyc_time(text: str, column: str) -> datetime:
+    """`05/01/2022 12:00:03 AM`, New York local time."""
+    try:
+        naive = datetime.strptime(text.strip(), "%m/%d/%Y %I:%M:%S %p")  # noqa: DTZ007
+    except ValueError as exc:
+        raise InvalidRecord(f"{column} {text!r} is not a time like '05/01/2022 12:00:03 AM'") from exc
+    return naive.replace(tzinfo=NEW_YORK)
+
+
+def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Event]:
+    key = (row.get("Unique Key") or "").strip()
+    if not key:
+        raise InvalidRecord("Unique Key is empty: it makes the case id")
+    created_text = (row.get("Created Date") or "").strip()
+    if not created_text:
+        raise InvalidRecord("Created Date is empty: every request starts with it")
+    created = parse_nyc_time(created_text, "Created Date")
+    if now is not None and created > now + FUTURE_TOLERANCE:
+        raise InvalidRecord(f"Created Date {created.isoformat()} is in the future")
+    due_text = (row.get("Due Date") or "").strip()
+    due = parse_nyc_time(due_text, "Due Date") if due_text else None
+    status = (row.get("Status") or "").strip()
+    closed_text = (row.get("Closed Date") or "").strip()
+    closed = parse_nyc_time(closed_text, "Closed Date") if closed_text else None
+    if status == "Closed" and closed is None:
+        raise InvalidRecord("Status is Closed but Closed Date is empty")
+    borough = (row.get("Borough") or "").strip()
+    common = {
+        "case_id": make_case_id(Source.HOTLINE, FORMAT, key),
+        "source": Source.HOTLINE,
+        "system": FORMAT,
+        "district": borough if borough and borough != "Unspecified" else None,
+        "category": (row.get("Complaint Type") or "").strip() or "other:",
+        "urgency": Urgency.NORMAL,
+        "unit": (row.get("Agency") or "").strip() or None,
+    }
+    events = [Event(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
+                    occurred_at=created, due_at=due, **common)]  # type: ignore[arg-type]
+    if closed is not None and status == "Closed":
+        # a few exports close a request a moment "before" it was created (clock skew)
+        at = max(closed, created)
+        for kind in (EventType.RESOLVED, EventType.CLOSED):
+            events.append(Event(event_id=make_event_id(FORMAT, key, kind.value), type=kind,
+                                occurred_at=at, **common))  # type: ignore[arg-type]
+    return events
+
+
+class Nyc311Adapter:
+    format = FORMAT
+    source = Source.HOTLINE
+
+    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
+        return flatten(self.parse_rows(data, file, now))
+
+    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+        text, _ = decode_feed(data)
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
+                             f"header: columns {missing} missing; expected an NYC 311 export",
+                             text.splitlines()[0][:500] if text else "")]
+            return
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, [Reject(FORMAT, Source.HOTLINE, file, reader.line_num,
+                                               f"csv: {exc}", "")]
+                continue
+            line = reader.line_num
+            raw = ",".join(v or "" for v in row.values() if isinstance(v, str))[:2000]
+            try:
+                yield line, row_to_events(row, now)
+            except InvalidRecord as exc:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason, raw)]

@@ -1,0 +1,21 @@
+"""Decoding district files: UTF-8 (with or without BOM) or GBK, told apart per file."""
+
+from __future__ import annotations
+
+import codecs
+
+
+def decode_feed(data: bytes) -> tuple[str, str]:
+    """(text, encoding). UTF-8 first (a BOM is dropped), then GB18030, the superset of GBK.
+    Undecodable bytes become U+FFFD so that one bad row cannot hide the rest of the file;
+    the adapter rejects rows that contain it."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):].decode("utf-8", "replace"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gbk"
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace"), "utf-8 (damaged)"

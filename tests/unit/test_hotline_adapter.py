@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producers.base import ImportTally, Reject
+from producers.hotline12345 import COLUMNS, Hotline12345Adapter
+from producers.simulator import hotline_csv, simulate_hotline
+from schemas import Event
+from tests.conftest import cn
+
+ROW = {
+    "工单编号": "GD001", "来电时间": "2026/10/3 9:07", "来电号码": "13800138000", "诉求人": "王伟",
+    "诉求类型": "噪音扰民", "诉求内容": "楼上装修很吵，回电13900139000，身份证370102199001011234",
+    "紧急程度": "紧急", "区县编码": "370102", "街道编码": "370102001", "承办单位编码": "U01",
+    "承办单位": "城管局", "派单时间": "2026-10-03 09:30:00", "签收时间": "2026/10/3 10:00",
+    "办结时间": "", "回访时间": "", "满意度": "", "重办次数": "0", "工单状态": "处理中",
+}
+
+
+def csv_bytes(rows: list[dict[str, str]], encoding: str = "utf-8") -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def events_of(data: bytes) -> list[Event]:
+    return [e for e in Hotline12345Adapter(b"k").parse(data, "h.csv") if isinstance(e, Event)]
+
+
+def test_a_snapshot_row_becomes_one_event_per_filled_time():
+    events = events_of(csv_bytes([ROW]))
+    assert [(e.type, e.occurred_at) for e in events] == [
+        ("created", cn(2026, 10, 3, 9, 7)), ("dispatched", cn(2026, 10, 3, 9, 30)),
+        ("responded", cn(2026, 10, 3, 10, 0))]
+    created = events[0]
+    assert created.case_id == "hotline:12345:GD001" and created.urgency == "urgent"
+    assert (created.district, created.street, created.unit, created.category) == (
+        "370102", "370102001", "U01", "H03")
+    assert created.caller_hash and len(created.caller_hash) == 64
+
+
+def test_gbk_utf8_and_bom_read_the_same():
+    plain = events_of(csv_bytes([ROW]))
+    assert events_of(csv_bytes([ROW], "gbk")) == plain
+    assert events_of(codecs.BOM_UTF8 + csv_bytes([ROW])) == plain
+
+
+def test_later_snapshot_adds_only_the_new_events():
+    seen: set[str] = set()
+    tally = ImportTally()
+    first = tally.add(events_of(csv_bytes([ROW])), seen)
+    later = {**ROW, "办结时间": "2026-10-03 15:00:00", "回访时间": "2026/10/4 9:00", "满意度": "满意"}
+    second = tally.add(events_of(csv_bytes([later])), seen)
+    assert [e.type for e in first] == ["created", "dispatched", "responded"]
+    assert [(e.type, e.satisfaction) for e in second] == [("resolved", None), ("feedback", "satisfied")]
+    again = tally.add(events_of(csv_bytes([later])), seen)
+    assert again == [] and (tally.read, tally.produced, tally.duplicates, tally.events) == (3, 2, 1, 5)
+
+
+def test_cancelled_order_is_cancelled_at_its_latest_time():
+    events = events_of(csv_bytes([{**ROW, "工单状态": "作废"}]))
+    assert (events[-1].type, events[-1].occurred_at) == ("cancelled", cn(2026, 10, 3, 10, 0))
+
+
+def test_reopen_count_is_kept_without_an_event():
+    events = events_of(csv_bytes([{**ROW, "重办次数": "2"}]))
+    assert events[0].reopen_count == 2 and "reopened" not in {e.type for e in events}
+
+
+def test_personal_data_never_leaves_the_adapter():
+    bad = {**ROW, "来电时间": "2026/13/3 9:07"}
+    items = list(Hotline12345Adapter(b"k").parse(csv_bytes([ROW, bad]), "h.csv"))
+    blob = "".join(i.to_json().decode() for i in items)
+    for secret in ("13800138000", "王伟", "13900139000", "370102199001011234"):
+        assert secret not in blob
+    reject = items[-1]
+    assert isinstance(reject, Reject) and reject.line == 3 and "来电时间" in reject.reason
+
+
+def test_rejects_name_the_problem():
+    cases = [({**ROW, "工单编号": ""}, "工单编号"), ({**ROW, "来电时间": ""}, "来电时间"),
+             ({**ROW, "紧急程度": "很急"}, "紧急程度"), ({**ROW, "满意度": "还行"}, "满意度"),
+             ({**ROW, "街道编码": "37"}, "area code"), ({**ROW, "重办次数": "x"}, "重办次数")]
+    for row, needle in cases:
+        (item,) = list(Hotline12345Adapter(b"k").parse(csv_bytes([row]), "h.csv"))
+        assert isinstance(item, Reject) and needle in item.reason
+    (header,) = list(Hotline12345Adapter(b"k").parse(b"a,b\n1,2\n", "h.csv"))
+    assert isinstance(header, Reject) and "header" in header.reason
+
+
+def test_simulated_export_round_trips():
+    rows = simulate_hotline(days=3, cases_per_day=20, districts=2)
+    tally = ImportTally()
+    seen: set[str] = set()
+    for _, items in Hotline12345Adapter(b"k").parse_rows(hotline_csv(rows, "gbk"), "h.csv"):
+        tally.add(items, seen)
+    assert tally.read == len(rows) and tally.balanced
+    assert tally.duplicates == 1 and tally.rejected == 1  # the simulator's two faults
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_never_raise(data):
+    rows = list(Hotline12345Adapter(b"k").parse_rows(csv_bytes([]) + data, "fuzz"))
+    assert all(items for _, items in rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(COLUMNS), st.text(max_size=25)))
+def test_mutated_rows_are_events_or_one_reject(mutation):
+    rows = list(Hotline12345Adapter(b"k").parse_rows(csv_bytes([{**ROW, **mutation}]), "fuzz"))
+    assert len(rows) == 1
+    items = rows[0][1]
+    assert all(isinstance(i, Event) for i in items) or (len(items) == 1 and isinstance(items[0], Reject))
