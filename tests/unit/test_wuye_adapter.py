@@ -27,7 +27,8 @@ def test_bad_bodies_say_why():
     cases = [({**BODY, "event": "fly"}, "event"), ({**BODY, "time": "2026-10-03 09:15"}, "offset"),
              ({**BODY, "community_code": "3701"}, "12 digits"), ({**BODY, "urgent": "yes"}, "urgent"),
              ({**BODY, "phone": "13800138000"}, "unknown fields"),
-             ({**BODY, "event": "延期"}, "extension_days"), ({k: v for k, v in BODY.items() if k != "order_id"}, "order_id")]
+             ({**BODY, "event": "延期"}, "extension_days"),
+             ({k: v for k, v in BODY.items() if k != "order_id"}, "order_id")]
     for body, needle in cases:
         try:
             body_to_event(body)
