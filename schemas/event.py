@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.enums import EventType, Satisfaction, Source, Urgency
 from schemas.errors import InvalidRecord
 
 SCHEMA_VERSION = 1
-
-
-def _require_aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("occurred_at must carry a UTC offset")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
 
 
 def make_event_id(system: str, *native_ids: str) -> str:
@@ -60,7 +50,7 @@ class Event(BaseModel):
     reopen_count: int | None = Field(default=None, ge=0, le=1000)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:

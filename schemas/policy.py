@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -16,12 +16,27 @@ _LIMIT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(wd|h|m)\s*$")
 _MILESTONE_KEYS = {m.value for m in Milestone}
 
 
+_MICROS_PER_SECOND = 1_000_000
+_MICROS_PER_DAY = 86_400 * _MICROS_PER_SECOND
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """A time limit on one clock: `amount` is seconds (hours clock) or working days."""
+    """A time limit on one clock: `amount` is seconds (hours clock) or working days.
+
+    `micros` is the same amount in integer microseconds (of natural time, or of working time
+    at 24 h per working day), so clock arithmetic on the hot path needs no Fraction."""
 
     clock: ClockKind
     amount: Fraction
+    micros: int = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        per_unit = _MICROS_PER_DAY if self.clock is ClockKind.WORKING_DAYS else _MICROS_PER_SECOND
+        object.__setattr__(self, "micros", round(self.amount * per_unit))
+
+    def __hash__(self) -> int:
+        return hash((self.clock, self.micros))
 
     @classmethod
     def parse(cls, text: str, where: str) -> Limit:

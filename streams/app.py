@@ -92,6 +92,9 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         broker_rebalance_timeout=settings.worker_rebalance_timeout,
         broker_session_timeout=settings.worker_session_timeout,
         broker_heartbeat_interval=1.0,
+        # big batches: state is written once per case per batch, so fewer batches, less work
+        stream_buffer_maxsize=65_536,
+        broker_max_poll_records=20_000,
     )
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
@@ -134,12 +137,16 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
                 producer.produce(target, forwarded, CONTROL_KEY, partition=partition,
                                  headers=[(CONTROL_HEADER, b"1")])
+        # case state goes to the table's changelog through the same fast producer (Faust's own
+        # producer cannot keep up with one write per touched case); Faust recovers from it
+        changelog = table.changelog_topic.get_topic_name()
+        for store_key, partition in processor.touched.items():
+            producer.produce(changelog, processor.store[store_key], store_key.encode(),
+                             partition=partition)
+        processor.touched.clear()
         remaining = producer.flush(30)
         if remaining:
             raise RuntimeError(f"{remaining} worker outputs undelivered; not acknowledging")
-        for store_key, partition in processor.touched.items():
-            table.send_changelog(partition, store_key.encode(), processor.store[store_key])
-        processor.touched.clear()
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:  # type: ignore[type-arg]
@@ -157,7 +164,12 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 )
                 for e in batch
             ]
-            send(processor.process(records))
+            started = time.perf_counter()
+            out = processor.process(records)
+            processed = time.perf_counter()
+            send(out)
+            log.info("batch %d records: process %.3fs, send %.3fs", len(records),
+                     processed - started, time.perf_counter() - processed)
 
     last_clock_report = [0.0]
 

@@ -35,7 +35,7 @@ class WorkingDayCalendar:
         self._overrides = overrides or {}
         self.is_workday = lru_cache(maxsize=8192)(self._is_workday)
         # the end depends only on the start's local date and the amount: cases share it
-        self._end_after = lru_cache(maxsize=65536)(self._end_after_uncached)
+        self.end_after = lru_cache(maxsize=65536)(self._end_after_uncached)
 
     @classmethod
     def from_override_file(cls, path: Path | None) -> WorkingDayCalendar:
@@ -81,9 +81,10 @@ class WorkingDayCalendar:
     def add_working_microseconds(self, start: datetime, micros: int) -> datetime:
         if micros <= 0:
             return start
-        return self._end_after(start.astimezone(CHINA_TZ).date(), micros)
+        return self.end_after(start.astimezone(CHINA_TZ).date(), micros)
 
     def _end_after_uncached(self, day: date, micros: int) -> datetime:
+        """`micros` of working time after the end of local day `day` (cached: cases share it)."""
         remaining = micros
         for _ in range(_MAX_SCAN_DAYS):
             day += timedelta(days=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 
 from schemas.case import CaseSnapshot, alert_id
@@ -24,7 +24,7 @@ from schemas.enums import (
 )
 from schemas.event import Event
 from schemas.policy import Limit, SlaPolicy
-from streams.calendar import WorkingDayCalendar
+from streams.calendar import CHINA_TZ, WorkingDayCalendar
 from streams.sla import clock_instant
 
 # Tie-break for events at the same instant: the natural lifecycle order.
@@ -59,6 +59,9 @@ ESCALATION_RANK: dict[AlertLevel, int] = {
 }
 
 
+_WHOLE = Fraction(1)
+
+
 def event_sort_key(event: Event) -> tuple[datetime, int, str]:
     return (event.occurred_at, TYPE_ORDER[event.type], event.event_id)
 
@@ -74,12 +77,13 @@ class MilestoneClock:
     limits: tuple[tuple[Limit, datetime | None], ...]
     met_at: datetime | None
     stopped_at: datetime | None  # closed, cancelled, or superseded by a reopen
+    start_day: date | None = None  # the start's date in China, computed once
 
     def instant(self, fraction: Fraction, calendar: WorkingDayCalendar) -> tuple[datetime, Limit]:
         """Where `fraction` of the limit falls. An extension only moves points not yet reached
         when it took effect: alerts already due under the earlier limit stay where they were."""
         for index, (limit, _) in enumerate(self.limits):
-            at = clock_instant(self.start, limit, fraction, calendar)
+            at = clock_instant(self.start, limit, fraction, calendar, self.start_day)
             following = self.limits[index + 1][1] if index + 1 < len(self.limits) else None
             if following is None or at < following:
                 return at, limit
@@ -87,7 +91,7 @@ class MilestoneClock:
 
     def due(self, calendar: WorkingDayCalendar) -> datetime:
         """The red instant under the final (extended) limit."""
-        return clock_instant(self.start, self.limits[-1][0], Fraction(1), calendar)
+        return clock_instant(self.start, self.limits[-1][0], _WHOLE, calendar, self.start_day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +299,10 @@ def reduce_case(
                 ((limits[Milestone.RESPOND], None),),
                 responded_at,
                 respond_stop,
+                created_at.astimezone(CHINA_TZ).date(),
             )
         )
+    cycle_days = [c["start"].astimezone(CHINA_TZ).date() for c in cycles]
     for number, cycle in enumerate(cycles):
         for milestone, met_key in ((Milestone.RESOLVE, "resolved"), (Milestone.FEEDBACK, "feedback")):
             if milestone not in limits:
@@ -307,15 +313,20 @@ def reduce_case(
                     chain.append((chain[-1][0].extended(days), at))
             clocks.append(
                 MilestoneClock(
-                    milestone, number, cycle["start"], tuple(chain), cycle[met_key], cycle["stop"]
+                    milestone, number, cycle["start"], tuple(chain), cycle[met_key], cycle["stop"],
+                    cycle_days[number],
                 )
             )
 
     points: list[AlertPoint] = []
     for clock in clocks:
+        due_of: dict[int, datetime] = {}
         for level, fraction in policy.alert_fractions.items():
             fires_at, limit = clock.instant(fraction, calendar)
-            due_at = clock_instant(clock.start, limit, Fraction(1), calendar)
+            due_at = due_of.get(limit.micros)
+            if due_at is None:
+                due_at = due_of[limit.micros] = clock_instant(clock.start, limit, _WHOLE, calendar,
+                                                              clock.start_day)
             unmet = clock.met_at is None or clock.met_at > fires_at
             running = clock.stopped_at is None or clock.stopped_at > fires_at
             points.append(

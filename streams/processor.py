@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +71,8 @@ class CaseRecord:
     tp: TopicPartition
     events: dict[str, Event]
     sent: dict[str, SentAlert]
+    # the reduction of `events`, kept while they do not change (not stored)
+    state: CaseState | None = field(default=None, compare=False, repr=False)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -119,6 +121,7 @@ class CaseProcessor:
         mode: Mode = Mode.REPLAY,
         allowed_lateness: timedelta = timedelta(minutes=10),
         wall_clock: Callable[[], datetime] | None = None,
+        working_set: int = 50_000,
     ) -> None:
         self.policy = policy
         self.calendar = calendar
@@ -130,6 +133,10 @@ class CaseProcessor:
         self.counts: Counter[str] = Counter()
         # store keys written since the caller last drained this, with their partition
         self.touched: dict[str, int] = {}
+        # decoded cases recently used, with their reductions: timers and the next batch of a
+        # busy case need neither a decode nor a new reduction (the store stays the truth)
+        self.working_set = working_set
+        self._working: OrderedDict[str, CaseRecord] = OrderedDict()
 
     # ---- partition lifecycle -------------------------------------------------------------
 
@@ -195,8 +202,7 @@ class CaseProcessor:
                 continue
             case = dirty.get(event.case_id)
             if case is None:
-                raw = self.store.get(event.case_id)
-                case = CaseRecord.decode(raw) if raw is not None else CaseRecord(tp, {}, {})
+                case = self._load(event.case_id) or CaseRecord(tp, {}, {})
                 dirty[event.case_id] = case
             kept = case.events.get(event.event_id)
             if kept is not None and not supersedes(event, kept):
@@ -211,6 +217,7 @@ class CaseProcessor:
                 # a late event may prove sent alerts wrong: settle the case as of before it
                 self._evaluate(event.case_id, case, part.clock, steps, part, out)
             case.events[event.event_id] = event
+            case.state = None
             if late:
                 self.counts["late"] += 1
                 self._evaluate(event.case_id, case, part.clock, [part.clock], part, out)
@@ -265,10 +272,9 @@ class CaseProcessor:
             if part.scheduled.get(case_id) != at:
                 continue  # stale entry: the case was rescheduled since
             del part.scheduled[case_id]
-            raw = self.store.get(case_id)
-            if raw is None:
+            case = self._load(case_id)
+            if case is None:
                 continue
-            case = CaseRecord.decode(raw)
             self._evaluate(case_id, case, part.clock, steps, part, out, save=True)
 
     def _emitted_at(self, fires_at: datetime, steps: list[datetime]) -> datetime:
@@ -279,7 +285,9 @@ class CaseProcessor:
 
     def _evaluate(self, case_id: str, case: CaseRecord, clock: datetime, steps: list[datetime],
                   part: PartitionState, out: Output, save: bool = False) -> CaseState:
-        state = reduce_case(case.events.values(), self.policy, self.calendar)
+        if case.state is None:
+            case.state = reduce_case(case.events.values(), self.policy, self.calendar)
+        state = case.state
         before = len(case.sent)
         retracted_before = sum(s.retracted for s in case.sent.values())
         alerts: list[Alert] = []
@@ -300,8 +308,27 @@ class CaseProcessor:
         if save or len(case.sent) != before or retracted_now != retracted_before:
             self.store[case_id] = case.encode()
             self.touched[case_id] = partition
+            self._remember(case_id, case)
         self._schedule(part, case_id, state)
         return state
+
+    def _load(self, case_id: str) -> CaseRecord | None:
+        case = self._working.get(case_id)
+        if case is not None:
+            self._working.move_to_end(case_id)
+            return case
+        raw = self.store.get(case_id)
+        if raw is None:
+            return None
+        case = CaseRecord.decode(raw)
+        self._remember(case_id, case)
+        return case
+
+    def _remember(self, case_id: str, case: CaseRecord) -> None:
+        self._working[case_id] = case
+        self._working.move_to_end(case_id)
+        while len(self._working) > self.working_set:
+            self._working.popitem(last=False)
 
     def _schedule(self, part: PartitionState, case_id: str, state: CaseState) -> None:
         nxt = state.next_instant(part.clock)
