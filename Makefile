@@ -4,9 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install tools demo test lint bench clean
 
 install: $(STAMP)
+
+# promtool and amtool for the Prometheus rule tests (Debian's prometheus, prometheus-alertmanager)
+tools:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus and prometheus-alertmanager (promtool, amtool)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			prometheus prometheus-alertmanager >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +27,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/civicflow demo
 
-test: install
+test: install tools
 	$(PY) -m pytest -q
 
 lint: install

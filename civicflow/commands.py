@@ -246,8 +246,15 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
     _terminate_as_interrupt()
     sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
     migrate(sink.client, settings.database)
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from sinks.metrics import SinkMetrics
+
+    registry = CollectorRegistry()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     runner = SinkRunner(settings.bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds)
+                        batch_seconds=settings.sink_batch_seconds, metrics=SinkMetrics(registry))
     try:
         runner.run()
     except KeyboardInterrupt:

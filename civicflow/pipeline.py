@@ -89,6 +89,8 @@ def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[su
         "CIVICFLOW_PARTITIONS": str(settings.partitions),
         "CIVICFLOW_ALLOWED_LATENESS_SECONDS": str(settings.allowed_lateness_seconds),
     })
+    if settings.metrics_port:
+        env["CIVICFLOW_METRICS_PORT"] = str(settings.metrics_port)
     if settings.policy:
         env["CIVICFLOW_POLICY"] = str(Path(settings.policy).resolve())
     if settings.holiday_file:

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     clock_report_seconds: float = Field(default=5.0, gt=0)
     sink_batch_rows: int = Field(default=50_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    # Prometheus endpoint of this process; 0 = none (the worker, sink and webhook use it)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     broker_start_timeout: float = 20.0
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from producers.base import ImportTally, Reject
 from producers.kafka import EventProducer
+from producers.metrics import IngestMetrics
 from producers.registry import adapter_for
 from schemas.errors import ConfigError
 from schemas.event import Event
@@ -17,8 +20,10 @@ OnProgress = Callable[[str, int, int | None, int], None]
 
 
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
-                 on_progress: OnProgress, delivery_timeout: float = 30.0) -> tuple[ImportTally, int]:
+                 on_progress: OnProgress, delivery_timeout: float = 30.0,
+                 metrics: IngestMetrics | None = None) -> tuple[ImportTally, int]:
     """Returns the tally and the number of events Kafka did not acknowledge."""
+    metrics = metrics or IngestMetrics(CollectorRegistry())
     tally = ImportTally()
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
@@ -33,7 +38,12 @@ def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: byte
             for item in items:
                 if isinstance(item, Reject):
                     producer.send_reject(item)
-            events.extend(tally.add(items, seen))
+                    metrics.rejects.labels(format_name, item.reason_code).inc()
+            new = tally.add(items, seen)
+            events.extend(new)
+            outcome = ("rejected" if items and isinstance(items[0], Reject)
+                       else "produced" if new else "duplicate")
+            metrics.records.labels(format_name, outcome).inc()
             if tally.read % 5000 == 0:
                 on_progress(f"reading {path.name}", tally.read, None, tally.rejected)
         # one input's events go out in event-time order (a snapshot row's are not in file order)

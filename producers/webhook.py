@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 from confluent_kafka import KafkaError, Producer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from producers.kafka import producer_config
+from producers.metrics import IngestMetrics
 from producers.wuye import body_to_event
 from schemas.errors import InvalidRecord
 from schemas.event import Event
@@ -48,8 +50,24 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def build_app(secrets: dict[str, bytes], send: Send,
-              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> web.Application:  # clock
+              now: Callable[[], datetime] = lambda: datetime.now(UTC),  # clock
+              registry: CollectorRegistry | None = None) -> web.Application:
+    registry = registry or CollectorRegistry()
+    metrics = IngestMetrics(registry)
+
     async def receive(request: web.Request) -> web.Response:
+        response = await handle(request)
+        metrics.requests.labels(str(response.status)).inc()
+        if response.status == 202:
+            metrics.records.labels("wuye", "produced").inc()
+        elif response.status == 422:
+            metrics.records.labels("wuye", "rejected").inc()
+        return response
+
+    async def scrape(_request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def handle(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _error(413, f"body over {MAX_BODY // 1024} KiB: send one event per request")
         body = await request.content.read(MAX_BODY + 1)
@@ -76,6 +94,7 @@ def build_app(secrets: dict[str, bytes], send: Send,
 
     app = web.Application(client_max_size=MAX_BODY * 2)
     app.router.add_post(PATH, receive)
+    app.router.add_get("/metrics", scrape)
     return app
 
 

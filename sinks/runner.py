@@ -15,9 +15,11 @@ from datetime import datetime
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from schemas.topics import CONTROL_HEADER, CONTROL_KEY
 from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, SinkDataError, with_retry
+from sinks.metrics import SinkMetrics
 
 log = logging.getLogger("civicflow.sink")
 SINK_GROUP = "civicflow-sink"
@@ -50,8 +52,10 @@ def _is_control(key: bytes | None, headers: list[tuple[str, bytes]] | None) -> b
 
 class SinkRunner:
     def __init__(self, bootstrap: str, sink: ClickHouseSink, *, batch_rows: int = 50_000,
-                 batch_seconds: float = 0.5, group_id: str = SINK_GROUP) -> None:
+                 batch_seconds: float = 0.5, group_id: str = SINK_GROUP,
+                 metrics: SinkMetrics | None = None) -> None:
         self.sink = sink
+        self.metrics = metrics or SinkMetrics(CollectorRegistry())
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.consumer = Consumer({
@@ -133,6 +137,8 @@ class SinkRunner:
         def on_retry(exc: Exception, delay: float) -> None:
             self.stats.healthy = False
             self.stats.failures += 1
+            self.metrics.failures.inc()
+            self.metrics.healthy.set(0)
             log.warning("%s; retrying in %.1fs", exc, delay)
 
         try:
@@ -143,6 +149,9 @@ class SinkRunner:
         if result is not None:
             for table, count in result.rows.items():  # type: ignore[attr-defined]
                 self.stats.rows[table] += count
+                self.metrics.rows.labels(table).inc(count)
+            self.metrics.batch_rows.observe(sum(result.rows.values()))  # type: ignore[attr-defined]
+            self.metrics.insert_seconds.observe(result.seconds)  # type: ignore[attr-defined]
         if self._markers:
             markers = self._markers
             rows = [orjson.dumps({"run_id": m.run_id, "topic": m.topic, "from_topic": m.from_topic,
@@ -165,7 +174,9 @@ class SinkRunner:
         self._offsets.clear()
         self.stats.batches += 1
         self.stats.healthy = True
-        self.stats.last_success = time.time()
+        self.stats.last_success = time.time()  # clock: wall time for the ops gauge
+        self.metrics.healthy.set(1)
+        self.metrics.last_success.set(self.stats.last_success)
 
     def _flush_row_by_row(self) -> None:
         """A batch ClickHouse refused: write rows one by one, dead-letter the refused ones."""
@@ -178,6 +189,7 @@ class SinkRunner:
                     self.stats.rows[table] += 1
                 except SinkDataError as exc:
                     self.stats.dead_lettered += 1
+                    self.metrics.dead_lettered.inc()
                     reject = orjson.dumps({"format": "sink", "source": table, "file": table,
                                            "line": 0, "reason": str(exc)[:500],
                                            "raw": row.decode("utf-8", "replace")})

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 import orjson
 from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry, start_http_server
 
 from civicflow.settings import Settings
 from producers.kafka import producer_config
@@ -32,6 +33,7 @@ from schemas.topics import (
     SNAPSHOTS_TOPIC,
 )
 from streams.calendar import WorkingDayCalendar
+from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Output, Record
 
 log = logging.getLogger("civicflow.worker")
@@ -99,6 +101,10 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     table = app.Table("cases", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     processor = CaseProcessor(
         load_policy(settings.policy),
         WorkingDayCalendar.from_override_file(settings.holiday_file),
@@ -106,7 +112,20 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         mode=mode,
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
+        observer=metrics,
     )
+    positions: dict[tuple[str, int], int] = {}
+
+    def report_lag() -> None:
+        lag: dict[str, int] = dict.fromkeys(EVENT_TOPICS.values(), 0)
+        for tp in app.assignor.assigned_actives():
+            if tp.topic not in lag:
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None and highwater >= 0:
+                lag[tp.topic] += max(0, highwater - positions.get((tp.topic, tp.partition), 0))
+        for topic, value in lag.items():
+            metrics.lag.labels(topic).set(value)
     producer = Producer(producer_config(bootstrap))
     known: set[tuple[str, int]] = set()
 
@@ -164,10 +183,15 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 )
                 for e in batch
             ]
+            for e in batch:
+                positions[(e.message.topic, e.message.partition)] = e.message.offset + 1
             started = time.perf_counter()
             out = processor.process(records)
             processed = time.perf_counter()
             send(out)
+            metrics.batch_seconds.observe(time.perf_counter() - started)
+            metrics.batch_records.observe(len(records))
+            report_lag()
             log.info("batch %d records: process %.3fs, send %.3fs", len(records),
                      processed - started, time.perf_counter() - processed)
 
@@ -183,6 +207,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 out.controls.extend(processor.clock_markers())
                 last_clock_report[0] = now
             send(out)
+        report_lag()
 
     app.civicflow_processor = processor  # type: ignore[attr-defined]
     return app

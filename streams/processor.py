@@ -22,7 +22,7 @@ from enum import StrEnum
 import orjson
 
 from schemas.case import Alert
-from schemas.enums import AlertLevel, Milestone
+from schemas.enums import AlertLevel, EventType, Milestone
 from schemas.errors import InvalidRecord
 from schemas.event import Event
 from schemas.policy import SlaPolicy
@@ -73,6 +73,8 @@ class CaseRecord:
     sent: dict[str, SentAlert]
     # the reduction of `events`, kept while they do not change (not stored)
     state: CaseState | None = field(default=None, compare=False, repr=False)
+    # events applied since the last evaluation that may meet a milestone (for the histograms)
+    fresh: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -100,6 +102,8 @@ class CaseRecord:
 
 
 CaseStore = MutableMapping[str, bytes]
+_MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
+          EventType.FEEDBACK: Milestone.FEEDBACK}
 CLOCK_PREFIX = "\x00clock:"
 
 
@@ -109,6 +113,18 @@ class PartitionState:
     high_water: datetime = EPOCH
     heap: list[tuple[datetime, str]] = field(default_factory=list)
     scheduled: dict[str, datetime] = field(default_factory=dict)
+
+
+class Observer:
+    """What the processor reports as it works; the worker's metrics implement it."""
+
+    def event(self, source: str, kind: str) -> None: ...
+    def duplicate(self, source: str) -> None: ...
+    def late(self, source: str) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+    def alert(self, alert: Alert) -> None: ...
+    def milestone_met(self, source: str, urgency: str, milestone: Milestone, seconds: float) -> None: ...
+    def case(self, case_id: str, state: CaseState, clock: datetime) -> None: ...
 
 
 class CaseProcessor:
@@ -122,6 +138,7 @@ class CaseProcessor:
         allowed_lateness: timedelta = timedelta(minutes=10),
         wall_clock: Callable[[], datetime] | None = None,
         working_set: int = 50_000,
+        observer: Observer | None = None,
     ) -> None:
         self.policy = policy
         self.calendar = calendar
@@ -131,6 +148,7 @@ class CaseProcessor:
         self.wall_clock = wall_clock
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.counts: Counter[str] = Counter()
+        self.observer = observer or Observer()
         # store keys written since the caller last drained this, with their partition
         self.touched: dict[str, int] = {}
         # decoded cases recently used, with their reductions: timers and the next batch of a
@@ -196,6 +214,7 @@ class CaseProcessor:
                 event = Event.from_json(record.value)
             except InvalidRecord as exc:
                 self.counts["rejected"] += 1
+                self.observer.rejected("not_canonical_event")
                 out.rejects.append((b"worker", orjson.dumps(
                     {"topic": record.topic, "partition": record.partition,
                      "reason": exc.reason, "raw": record.value.decode("utf-8", "replace")})))
@@ -207,8 +226,12 @@ class CaseProcessor:
             kept = case.events.get(event.event_id)
             if kept is not None and not supersedes(event, kept):
                 self.counts["duplicate"] += 1
+                self.observer.duplicate(event.source.value)
                 continue
             self.counts["processed"] += 1
+            self.observer.event(event.source.value, event.type.value)
+            if event.type in _MEETS:
+                case.fresh.append(event)
             if event.occurred_at > part.high_water:
                 part.high_water = event.occurred_at
             late = event.occurred_at < part.clock - (
@@ -220,6 +243,7 @@ class CaseProcessor:
             case.state = None
             if late:
                 self.counts["late"] += 1
+                self.observer.late(event.source.value)
                 self._evaluate(event.case_id, case, part.clock, [part.clock], part, out)
             if self.mode is Mode.REPLAY:
                 watermark = part.high_water - self.lateness
@@ -302,6 +326,15 @@ class CaseProcessor:
             self.counts[f"alert_{alert.level}"] += 1
             out.alerts.append((partition, key, alert.to_json()))
             out.alert_models.append(alert)
+            self.observer.alert(alert)
+        for event in case.fresh:
+            milestone = _MEETS[event.type]
+            mc = state.clock(milestone)
+            if mc is not None and mc.met_at == event.occurred_at:
+                self.observer.milestone_met(state.source.value, state.urgency.value, milestone,
+                                            (event.occurred_at - mc.start).total_seconds())
+        case.fresh.clear()
+        self.observer.case(case_id, state, clock)
         if changed:
             out.snapshots.append((partition, key, state.snapshot(clock).to_json()))
         retracted_now = sum(s.retracted for s in case.sent.values())
