@@ -159,8 +159,9 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
                 producer.send_control(topic, range(settings.partitions),
                                       {"run": run_id, "clock": as_of.isoformat(), "final": True})
             failed = producer.flush()
+            del producer  # librdkafka would keep reconnecting to the stopped broker otherwise
             if failed:
-                raise BrokerUnavailable(f"{failed} events could not be delivered: {dict(producer.errors)}")
+                raise BrokerUnavailable(f"{failed} events could not be delivered to the broker")
             progress(f"produced {len(events)} events and {len(rejects)} rejects; waiting for the "
                      "worker and the sink")
             deadline = time.monotonic() + timeout

@@ -190,6 +190,8 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             processed = time.perf_counter()
             send(out)
             metrics.batch_seconds.observe(time.perf_counter() - started)
+            if processor.partitions:
+                metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
             metrics.batch_records.observe(len(records))
             report_lag()
             log.info("batch %d records: process %.3fs, send %.3fs", len(records),
@@ -207,6 +209,8 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 out.controls.extend(processor.clock_markers())
                 last_clock_report[0] = now
             send(out)
+            if processor.partitions:
+                metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
         report_lag()
 
     app.civicflow_processor = processor  # type: ignore[attr-defined]

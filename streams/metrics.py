@@ -123,4 +123,3 @@ class WorkerMetrics(Observer):
 
     def case(self, case_id: str, state: CaseState, clock: datetime) -> None:
         self.index.update(case_id, state, clock)
-        self.clock.set(clock.timestamp())

@@ -56,6 +56,7 @@ def test_live_alerts_fire_within_two_seconds(tmp_path, chdb_var):
                                   system="wuye", type="created", occurred_at=created,
                                   urgency="urgent"))
         producer.flush()
+        del producer
         deadline = time.monotonic() + 30
         rows: list = []
         while time.monotonic() < deadline and len(rows) < 2:

@@ -76,6 +76,7 @@ def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, polic
         producer.send_control(EVENT_TOPICS[events[0].source], range(3),
                               {"run": "kill", "clock": as_of.isoformat(), "final": True})
         producer.flush()
+        del producer
         with worker_process(settings, bootstrap, "replay") as first:
             deadline = time.monotonic() + 120
             while runner.stats.rows.get("alerts", 0) < 20 and time.monotonic() < deadline:
