@@ -64,6 +64,11 @@ class ClickHouseSink:
     def add(self, table: str, row: bytes) -> None:
         self._pending[table].append(row)
 
+    def take_pending(self) -> dict[str, list[bytes]]:
+        pending = dict(self._pending)
+        self._pending.clear()
+        return pending
+
     @property
     def pending(self) -> int:
         return sum(len(rows) for rows in self._pending.values())

@@ -10,14 +10,17 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from schemas.topics import CONTROL_HEADER, CONTROL_KEY
+from producers.kafka import producer_config
+from schemas.errors import SinkUnavailable
+from schemas.topics import CONTROL_HEADER, CONTROL_KEY, INVALID_TOPIC
 from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, SinkDataError, with_retry
 from sinks.metrics import SinkMetrics
 
@@ -72,6 +75,9 @@ class SinkRunner:
         self._lock = threading.Lock()
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
+        self.bootstrap = bootstrap
+        # test hook: runs after ClickHouse accepted a batch and before offsets are committed
+        self.before_commit: Callable[[], None] | None = None
 
     def assign(self) -> None:
         metadata = self.consumer.list_topics(timeout=10)
@@ -163,6 +169,8 @@ class SinkRunner:
                 clock_row = orjson.dumps({"name": "main", "clock": latest.isoformat(),
                                           "version": time.time_ns()})
                 with_retry(lambda: self.sink.insert_json("pipeline_clock", [clock_row]), on_retry)
+        if self.before_commit is not None:
+            self.before_commit()
         self.consumer.commit(
             offsets=[TopicPartition(t, p, o) for (t, p), o in self._offsets.items()],
             asynchronous=False,
@@ -179,18 +187,26 @@ class SinkRunner:
         self.metrics.last_success.set(self.stats.last_success)
 
     def _flush_row_by_row(self) -> None:
-        """A batch ClickHouse refused: write rows one by one, dead-letter the refused ones."""
-        pending = dict(self.sink._pending)  # noqa: SLF001 - same package
-        self.sink._pending.clear()  # noqa: SLF001
+        """A batch ClickHouse refused: write rows one by one; each refused row goes to the
+        dead-letter topic with ClickHouse's reason (and so, as a reject, to `rejects`)."""
+        pending = self.sink.take_pending()
+        dead_letter = Producer(producer_config(self.bootstrap))
         for table, rows in pending.items():
             for row in rows:
                 try:
                     self.sink.insert_json(table, [row])
                     self.stats.rows[table] += 1
+                    self.metrics.rows.labels(table).inc()
                 except SinkDataError as exc:
                     self.stats.dead_lettered += 1
                     self.metrics.dead_lettered.inc()
+                    reason = f"clickhouse refused the row for {table}: {str(exc)[:400]}"
                     reject = orjson.dumps({"format": "sink", "source": table, "file": table,
-                                           "line": 0, "reason": str(exc)[:500],
+                                           "line": 0, "reason": reason,
                                            "raw": row.decode("utf-8", "replace")})
-                    self.sink.insert_json("rejects", [reject])
+                    if table == "rejects":  # never loop a refused dead letter back to Kafka
+                        log.error("dropping a dead letter ClickHouse refused: %s", reason)
+                        continue
+                    dead_letter.produce(INVALID_TOPIC, reject, b"sink")
+        if dead_letter.flush(30):
+            raise SinkUnavailable("dead-letter topic unreachable; not committing the batch")
