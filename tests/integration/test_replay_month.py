@@ -16,6 +16,8 @@ from producers.simulator import simulate_grid, write_lines
 from schemas.topics import EVENT_TOPICS
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
+from schemas.enums import CaseStatus, Milestone, Satisfaction
+from streams.calendar import CHINA_TZ
 from streams.cases import reduce_case
 from streams.whatif import group_by_case
 
@@ -45,13 +47,19 @@ def landed_alerts(client, db, columns=ALERT_COLUMNS):
         f"SELECT {columns} FROM {db}.alerts FINAL ORDER BY alert_id").result_rows]
 
 
-def test_two_replays_are_identical_and_match_the_pure_reduction(month_file, chdb_var, policy, calendar):
-    runs = []
-    for db in ("it_month_a", "it_month_b"):
-        settings = Settings(var_dir=chdb_var, partitions=3, database=db)
-        result, sink = replay(settings, [("jn-grid", month_file)], None, lambda _m: None, timeout=300)
-        runs.append((result, sink.client, db))
-    (result, client, db_a), (_, _, db_b) = runs
+@pytest.fixture(scope="module")
+def month_a(month_file, chdb_var):
+    settings = Settings(var_dir=chdb_var, partitions=3, database="it_month_a")
+    result, sink = replay(settings, [("jn-grid", month_file)], None, lambda _m: None, timeout=300)
+    return result, sink.client, "it_month_a"
+
+
+def test_two_replays_are_identical_and_match_the_pure_reduction(month_a, month_file, chdb_var,
+                                                                policy, calendar):
+    result, client, db_a = month_a
+    db_b = "it_month_b"
+    replay(Settings(var_dir=chdb_var, partitions=3, database=db_b), [("jn-grid", month_file)], None,
+           lambda _m: None, timeout=300)
     full = "alert_id, case_id, level, fires_at, due_at, emitted_at, retracted"
     first, second = landed_alerts(client, db_a, full), landed_alerts(client, db_b, full)
     assert first == second and len(first) > 50
@@ -93,3 +101,44 @@ def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, polic
     got = landed_alerts(sink.client, db)
     assert len(got) == len({row[0] for row in got})
     assert got == predicted_alerts(events, policy, calendar, as_of)
+
+
+def plain_python_rates(events, policy, calendar, clock):
+    """The 三率 inputs per day/source/district/street/unit/category, from each case's reduced
+    state: a milestone is due once met or past due at the clock; cancelled cases never count."""
+    rows: dict[tuple, list[int]] = {}
+    for case_events in group_by_case(events).values():
+        state = reduce_case(case_events, policy, calendar)
+        if state.status is CaseStatus.CANCELLED:
+            continue
+        key = (state.created_at.astimezone(CHINA_TZ).date(), state.source.value, state.district,
+               state.street, state.unit, state.category)
+        r = rows.setdefault(key, [0] * 9)
+        r[0] += 1
+        overdue = False
+        for offset, milestone in ((1, Milestone.RESPOND), (3, Milestone.RESOLVE)):
+            due = state.dues.get(milestone)
+            met = state.clock(milestone).met_at
+            if due is None:
+                continue
+            r[offset] += met is not None or due < clock
+            r[offset + 1] += met is not None and met <= due
+            overdue |= met is None and due < clock
+        resolved = state.clock(Milestone.RESOLVE).met_at
+        r[5] += resolved is not None
+        r[6] += state.satisfaction is not None
+        r[7] += state.satisfaction in (Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED)
+        r[8] += state.status is not CaseStatus.CLOSED and overdue
+    return {k: tuple(v) for k, v in rows.items()}
+
+
+def test_unit_rates_daily_matches_plain_python(month_a, policy, calendar):
+    result, client, db = month_a
+    view = client.query(
+        f"SELECT day, source, district, street, unit, category, created, respond_due_count, "
+        f"responded_on_time, resolve_due_count, resolved_on_time, resolved, surveyed, satisfied, "
+        f"overdue_open FROM {db}.unit_rates_daily").result_rows
+    got = {tuple(r[:6]): tuple(r[6:]) for r in view}
+    expected = plain_python_rates(result.events, policy, calendar, result.as_of)
+    assert len(expected) > 100
+    assert got == expected
