@@ -8,14 +8,16 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# promtool and amtool for the Prometheus rule tests (Debian's prometheus, prometheus-alertmanager)
+# Debian tools the tests use: promtool/amtool (Prometheus rule tests, a real scrape) and
+# headless Chromium with a CJK font (the HTML report screenshot)
 tools:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
-		echo "installing Debian's prometheus and prometheus-alertmanager (promtool, amtool)"; \
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
+			|| ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
+		echo "installing Debian's prometheus, prometheus-alertmanager, chromium, fonts-wqy-microhei"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			prometheus prometheus-alertmanager >/dev/null; \
+			prometheus prometheus-alertmanager chromium fonts-wqy-microhei fontconfig >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="三率, rankings and the overdue list")
     _common(report)
+    report.add_argument("--html", type=Path, help="also write a self-contained page with charts")
 
     explain = sub.add_parser("explain", help="a case's events, clocks, working days and alerts")
     _common(explain)

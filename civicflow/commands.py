@@ -119,6 +119,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
               f"({len(result.events) / result.seconds:,.0f} events/s end to end)")
     print_report(sink.client, settings.database, out)
+    from civicflow.html_report import build_html
+
+    page = settings.var_dir / "report.html"
+    page.write_text(build_html(sink.client, settings.database), encoding="utf-8")
+    out.print(f"charts for leaders: {page.resolve()} (self-contained, opens offline)")
     return 0
 
 
@@ -281,9 +286,18 @@ def cmd_db(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.report import print_report
     from sinks.clickhouse import connect
 
-    print_report(connect(settings.clickhouse_dsn()), settings.database, out)
+    client = connect(settings.clickhouse_dsn())
+    print_report(client, settings.database, out)
+    if args.html is not None:
+        from civicflow.html_report import build_html
+
+        try:
+            args.html.write_text(build_html(client, settings.database), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.html}: {exc.strerror}") from exc
+        out.print(f"wrote {args.html} (open it in any browser; it needs no network)")
     return 0

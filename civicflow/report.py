@@ -46,12 +46,9 @@ def _pct(value: float | None) -> str:
 def print_report(client: Client, db: str, console: Console | None = None) -> None:
     console = console or Console()
     clock = client.query(f"SELECT clock FROM {db}.current_clock").result_rows[0][0]
-    total, open_cases, cancelled = client.query(
-        f"SELECT count(), countIf(status NOT IN ('closed', 'cancelled')), "
-        f"countIf(status = 'cancelled') FROM {db}.cases FINAL"
+    events, rejects, total, open_cases, cancelled = client.query(
+        f"SELECT events, rejects, cases, open_cases, cancelled_cases FROM {db}.report_totals"
     ).result_rows[0]
-    events = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
-    rejects = client.query(f"SELECT count() FROM {db}.rejects FINAL").result_rows[0][0]
     clock_text = _local(clock)
     console.print(f"[bold]civicflow report[/bold] — pipeline clock {clock_text} (Asia/Shanghai)")
     console.print(f"events {events}, rejects {rejects}, cases {total} "
@@ -66,7 +63,7 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
     console.print(rates)
 
     alerts = client.query(
-        f"SELECT level, count() FROM {db}.alerts FINAL WHERE NOT retracted GROUP BY level "
+        f"SELECT level, sum(alerts) FROM {db}.alerts_daily GROUP BY level "
         "ORDER BY indexOf(['yellow','red','escalation1','escalation2','escalation3'], level)"
     ).result_rows
     console.print("alerts: " + (", ".join(f"{lvl} {n}" for lvl, n in alerts) or "none"))

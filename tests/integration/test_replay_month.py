@@ -13,10 +13,10 @@ from civicflow.pipeline import broker_for, read_feeds, replay, sink_thread, work
 from civicflow.settings import Settings
 from producers.kafka import EventProducer
 from producers.simulator import simulate_grid, write_lines
+from schemas.enums import CaseStatus, Milestone, Satisfaction
 from schemas.topics import EVENT_TOPICS
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
-from schemas.enums import CaseStatus, Milestone, Satisfaction
 from streams.calendar import CHINA_TZ
 from streams.cases import reduce_case
 from streams.whatif import group_by_case
@@ -142,3 +142,37 @@ def test_unit_rates_daily_matches_plain_python(month_a, policy, calendar):
     expected = plain_python_rates(result.events, policy, calendar, result.as_of)
     assert len(expected) > 100
     assert got == expected
+
+
+def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path):
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    from civicflow.html_report import COLORS, build_html
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: `make tools` installs it"
+    _, client, db = month_a
+    page = tmp_path / "report.html"
+    page.write_text(build_html(client, db), encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--window-size=900,1800",
+         f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, timeout=120, check=True)
+    image = Image.open(shot).convert("RGB")
+    counts: dict[tuple[int, int, int], int] = {}
+    for pixel in image.getdata():
+        counts[pixel] = counts.get(pixel, 0) + 1
+
+    def rgb(hex_color: str) -> tuple[int, int, int]:
+        return tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    # every rate's bars and the red trend line are painted, each over a visible area
+    for color in [*COLORS.values(), "#c53030"]:
+        assert counts.get(rgb(color), 0) > 300, f"{color} barely visible in the screenshot"
