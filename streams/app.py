@@ -41,10 +41,15 @@ APP_ID = "civicflow-worker"
 
 
 class TableStore(MutableMapping[str, bytes]):
-    """The processor's store view of the Faust table's local data (str keys, bytes values)."""
+    """The processor's store view of the Faust table's local data (str keys, bytes values).
+    It looks the table's store up on every access: Faust may swap it on a rebalance."""
 
-    def __init__(self, data: Any) -> None:
-        self._data = data
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    @property
+    def _data(self) -> Any:
+        return self._table.data
 
     def __getitem__(self, key: str) -> bytes:
         return self._data[key.encode()]  # type: ignore[no-any-return]
@@ -108,7 +113,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     processor = CaseProcessor(
         load_policy(settings.policy),
         WorkingDayCalendar.from_override_file(settings.holiday_file),
-        TableStore(table.data),
+        TableStore(table),
         mode=mode,
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read

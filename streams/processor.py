@@ -175,6 +175,8 @@ class CaseProcessor:
         for tp in list(self.partitions):
             if tp not in assigned:
                 del self.partitions[tp]
+        # recovery may have rewritten the store under us: the decoded working set is stale
+        self._working.clear()
         count = 0
         for key, raw in list(self.store.items()):
             if key.startswith(CLOCK_PREFIX):
