@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply pending migrations")
     _common(mig)
+    mig.add_argument("--cluster", help="run ON CLUSTER: replicated local tables + Distributed")
 
     report = sub.add_parser("report", help="三率, rankings and the overdue list")
     _common(report)

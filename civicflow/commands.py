@@ -276,12 +276,13 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
             time.sleep(3600)
 
 
-def cmd_db(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.clickhouse import connect
     from sinks.migrate import migrate
 
     ensure_var_dir(settings.var_dir)
-    applied = migrate(connect(settings.clickhouse_dsn()), settings.database)
+    applied = migrate(connect(settings.clickhouse_dsn()), settings.database,
+                      cluster=getattr(args, "cluster", None))
     out.print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
     return 0
 

@@ -25,9 +25,47 @@ def split_statements(sql: str) -> list[str]:
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
-def migrate(client: Client, database: str, upto: int | None = None) -> list[str]:
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+)\s*\(", re.S)
+_ENGINE = re.compile(r"ENGINE = (ReplacingMergeTree)(?:\((\w*)\))?")
+_SHARD_KEY = {"events": "cityHash64(case_id)", "cases": "cityHash64(case_id)",
+              "alerts": "cityHash64(case_id)"}
+
+
+def cluster_statements(statement: str, cluster: str) -> list[str]:
+    """One single-node migration statement as it runs on a cluster: tables become
+    Replicated*MergeTree `<name>_local` on every shard plus a Distributed `<name>` over them
+    (sharded by case id, so FINAL sees every version of a key on one shard); views and
+    ALTERs run ON CLUSTER."""
+    on = f"ON CLUSTER '{cluster}'"
+    match = _CREATE_TABLE.match(statement)
+    if match:
+        db, table = match.groups()
+        local = statement.replace(f"{db}.{table}", f"{db}.{table}_local {on}", 1)
+
+        def replicated(engine: re.Match[str]) -> str:
+            version = f", {engine.group(2)}" if engine.group(2) else ""
+            return (f"ENGINE = ReplicatedReplacingMergeTree("
+                    f"'/clickhouse/tables/{{shard}}/{db}/{table}', '{{replica}}'{version})")
+
+        local = _ENGINE.sub(replicated, local, count=1)
+        shard_key = _SHARD_KEY.get(table, "rand()")
+        distributed = (f"CREATE TABLE IF NOT EXISTS {db}.{table} {on} AS {db}.{table}_local "
+                       f"ENGINE = Distributed('{cluster}', '{db}', '{table}_local', {shard_key})")
+        return [local, distributed]
+    if statement.startswith("ALTER TABLE "):
+        head, rest = statement[len("ALTER TABLE "):].split(" ", 1)
+        return [f"ALTER TABLE {head}_local {on} {rest}", f"ALTER TABLE {head} {on} {rest}"]
+    if statement.startswith("CREATE OR REPLACE VIEW "):
+        head, rest = statement[len("CREATE OR REPLACE VIEW "):].split(" ", 1)
+        return [f"CREATE OR REPLACE VIEW {head} {on} {rest}"]
+    return [statement]
+
+
+def migrate(client: Client, database: str, upto: int | None = None,
+            cluster: str | None = None) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied now."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    on = f" ON CLUSTER '{cluster}'" if cluster else ""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}{on}")
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
@@ -40,7 +78,8 @@ def migrate(client: Client, database: str, upto: int | None = None) -> list[str]
         if version in done or (upto is not None and version > upto):
             continue
         for statement in split_statements(sql.replace("{db}", database)):
-            client.command(statement)
+            for command in cluster_statements(statement, cluster) if cluster else [statement]:
+                client.command(command)
         client.insert(f"{database}.schema_migrations", [[version, name]],
                       column_names=["version", "name"])
         applied.append(name)
