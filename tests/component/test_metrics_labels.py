@@ -47,3 +47,28 @@ def test_labels_are_bounded_after_a_simulated_month(policy, calendar):
     applied = sum(s.value for f in registry.collect() if f.name == "civicflow_worker_events"
                   for s in f.samples if s.name.endswith("_total"))
     assert applied == processor.counts["processed"] == len({e.event_id for e in events})
+
+
+def test_metric_names_pass_promtool_lint(policy, calendar):
+    import shutil
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    from producers.metrics import IngestMetrics
+    from sinks.metrics import SinkMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    SinkMetrics(registry).rows.labels("events").inc()
+    IngestMetrics(registry).records.labels("jn-grid", "produced").inc()
+    processor = CaseProcessor(policy, calendar, {}, mode=Mode.REPLAY, observer=metrics)
+    lines = simulate_grid(seed=2, start=date(2026, 10, 12), days=3, cases_per_day=5, districts=1)
+    events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if not isinstance(e, Reject)]
+    processor.process([Record("events.grid", 0, b"k", e.to_json())
+                       for e in sorted(events, key=lambda e: e.occurred_at)])
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make tools` installs it"
+    lint = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry),
+                          capture_output=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()

@@ -1,0 +1,92 @@
+"""Sink rows/s into chDB next to a direct clickhouse-connect insert of the same rows, and the
+三率 query over 10 M cases next to a plain scan of the same table (same run, same chDB)."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from bench.common import Result
+from civicflow.embedded import embedded_broker
+from producers.kafka import producer_config
+from schemas import Event
+from sinks.clickhouse import ClickHouseSink, connect
+from sinks.migrate import migrate
+from sinks.runner import SinkRunner
+
+
+def run(rows: int = 300_000, cases: int = 10_000_000) -> list[Result]:
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    payloads = [
+        Event(event_id=f"e{i}", case_id=f"grid:jn-grid:{i // 5}", source="grid", system="jn-grid",
+              type="created", occurred_at=start + timedelta(seconds=i), district="370102",
+              street="370102001", category="G07.01", unit=f"U{i % 40}").to_json()
+        for i in range(rows)
+    ]
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # chDB keeps files open
+        client = connect(f"chdb://{Path(tmp) / 'ch'}")
+        migrate(client, "direct")
+        migrate(client, "viasink")
+        direct = ClickHouseSink(client, "direct")
+        began = time.perf_counter()
+        for i in range(0, rows, 50_000):
+            direct.insert_json("events", payloads[i:i + 50_000])
+        direct_rate = rows / (time.perf_counter() - began)
+
+        with embedded_broker(Path(tmp), 4) as bootstrap:
+            producer = Producer(producer_config(bootstrap))
+            for i, value in enumerate(payloads):
+                while True:
+                    try:
+                        producer.produce("events.grid", value, str(i // 5).encode())
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            producer.flush(120)
+            del producer
+            runner = SinkRunner(bootstrap, ClickHouseSink(client, "viasink"), batch_rows=50_000)
+            thread = threading.Thread(target=runner.run, daemon=True)
+            began = time.perf_counter()
+            thread.start()
+            while runner.stats.rows.get("events", 0) < rows and thread.is_alive():
+                time.sleep(0.02)
+            sink_rate = rows / (time.perf_counter() - began)
+            runner.stop_event.set()
+            thread.join(30)
+
+        migrate(client, "big")
+        client.command(
+            f"INSERT INTO big.cases (case_id, source, system, district, street, category, urgency, "
+            f"unit, status, created_at, responded_at, resolved_at, respond_due, resolve_due, "
+            f"satisfaction, reopen_count, escalation_level, cycle, version) "
+            f"SELECT concat('grid:jn-grid:', toString(number)), 'grid', 'jn-grid', "
+            f"toString(370102 + number % 5), toString(370102001 + number % 15), "
+            f"concat('G0', toString(1 + number % 8), '.01'), 'normal', concat('U', toString(number % 60)), "
+            f"'closed', toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + number % 31536000 AS created_at, "
+            f"created_at + 3600, created_at + 86400 + number % 100000, created_at + 86400, "
+            f"created_at + 172800, if(number % 7 = 0, 'unsatisfied', 'satisfied'), 0, 0, 0, 1 "
+            f"FROM numbers({cases})")
+        client.command("INSERT INTO big.pipeline_clock VALUES ('main', '2027-01-01 00:00:00', 1)")
+        began = time.perf_counter()
+        client.query("SELECT district, sum(responded_on_time) / sum(respond_due_count), "
+                     "sum(resolved_on_time) / sum(resolve_due_count), sum(satisfied) / sum(surveyed) "
+                     "FROM big.unit_rates_daily GROUP BY district").result_rows
+        rates_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        client.query("SELECT district, count(), countIf(resolved_at <= resolve_due) FROM big.cases "
+                     "GROUP BY district").result_rows
+        scan_seconds = time.perf_counter() - began
+    return [
+        Result(f"sink (Kafka -> batches -> chDB, {rows:,} events)", "rows/s", sink_rate,
+               "direct clickhouse-connect insert of the same rows", direct_rate,
+               ">= 100,000 rows/s and >= 0.5 of direct"),
+        Result(f"三率 query over {cases:,} cases via unit_rates_daily (FINAL): "
+               f"{rates_seconds:.2f} s", "queries/s", 1 / rates_seconds,
+               f"plain scan of the same table without FINAL ({scan_seconds:.2f} s)", 1 / scan_seconds,
+               "< 1 s"),
+    ]
