@@ -123,9 +123,9 @@ class SinkRunner:
                     self.flush()
                     last_flush = time.monotonic()
             self.flush()
-        except BaseException as exc:  # surfaced to the owner thread
+        except Exception as exc:  # the owner (CLI or test) reads it from `error`
             self.error = exc
-            raise
+            log.error("sink stopped: %s", exc)
         finally:
             self.consumer.close()
 

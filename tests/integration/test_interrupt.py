@@ -50,8 +50,8 @@ def test_ctrl_c_stops_broker_and_worker(tmp_path):
     assert processes_with(f"CIVICFLOW_BOOTSTRAP={bootstrap}"), "the worker never started"
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 130
-    assert "interrupted" in rest and "Traceback" not in rest
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest, rest
     host, port = bootstrap.split(":")
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=1).close()
