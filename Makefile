@@ -30,6 +30,8 @@ demo: install
 	$(VENV)/bin/civicflow demo
 
 test: install tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: install
