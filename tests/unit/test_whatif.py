@@ -39,3 +39,17 @@ def test_looser_policy_side_by_side(tmp_path, calendar):
         WhatIfRow("370102", "U02", 1, (1, 0)),
         WhatIfRow("370102", "U03", 1, (1, 1)),
     ]
+
+
+def test_replay_prints_the_side_by_side_table(tmp_path, capsys):
+    from civicflow.commands import print_policy_comparison
+    from civicflow.settings import Settings
+
+    path = tmp_path / "looser.toml"
+    path.write_text(LOOSER)
+    events = [e for e in GridAdapter().parse(FIXTURE.read_bytes(), "f") if not isinstance(e, Reject)]
+    print_policy_comparison(Settings(policy=path), events, cn(2026, 10, 21, 12, 0))
+    text = capsys.readouterr().out
+    assert "overdue: default" in text and "overdue: looser" in text
+    total = next(line for line in text.splitlines() if "all" in line)
+    assert [cell.strip() for cell in total.strip("│ ").split("│")][-4:] == ["4", "2", "1", "-1"]
