@@ -17,8 +17,8 @@ from pathlib import Path
 from civicflow.embedded import create_topics, embedded_broker, ensure_var_dir, stop_process
 from civicflow.settings import Settings
 from producers.base import ImportTally, Reject
+from producers.ingest import feed_rows
 from producers.kafka import EventProducer
-from producers.registry import adapter_for
 from schemas.errors import BrokerUnavailable, CivicflowError, ConfigError
 from schemas.event import Event
 from schemas.policy import load_policy
@@ -48,16 +48,10 @@ def read_feeds(files: list[tuple[str, Path]], caller_key: bytes = b"civicflow-de
     events: list[Event] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
-    for format_name, path in files:
-        adapter = adapter_for(format_name, caller_key)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        for _, items in adapter.parse_rows(data, str(path)):
-            if items and isinstance(items[0], Reject):
-                rejects.extend(r for r in items if isinstance(r, Reject))
-            events.extend(tally.add(items, seen))
+    for _, _, items in feed_rows(files, caller_key):
+        if items and isinstance(items[0], Reject):
+            rejects.extend(r for r in items if isinstance(r, Reject))
+        events.extend(tally.add(items, seen))
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return events, rejects, tally
 

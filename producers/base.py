@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -64,6 +64,26 @@ class Adapter(Protocol):
 def flatten(rows: Iterator[RowResult]) -> Iterator[Event | Reject]:
     for _, items in rows:
         yield from items
+
+
+class FeedAdapter:
+    """Shared by the adapters: `parse` is `parse_rows` flattened."""
+
+    format: str
+    source: Source
+
+    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+        raise NotImplementedError
+
+    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
+        return flatten(self.parse_rows(data, file, now))
+
+
+def json_lines(data: bytes, parse_line: Callable[[bytes, int], Event | Reject]) -> Iterator[RowResult]:
+    """Numbered non-empty lines of a JSON Lines file, each through `parse_line`."""
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if raw.strip():
+            yield number, [parse_line(raw, number)]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
+from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_grid_code
@@ -96,7 +96,7 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
         if not 0 < extension_days <= 365:
             raise InvalidRecord(f"延期天数 {extension_days} is outside 1..365")
     category = load_catalog().code_for(Source.GRID, _text(record, "事项大类"), _text(record, "事项小类"))
-    return Event(
+    return Event.build(
         event_id=make_event_id(FORMAT, native_event),
         case_id=make_case_id(Source.GRID, FORMAT, order),
         source=Source.GRID,
@@ -115,18 +115,12 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
     )
 
 
-class GridAdapter:
+class GridAdapter(FeedAdapter):
     format = FORMAT
     source = Source.GRID
 
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
-
     def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        for number, raw in enumerate(data.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            yield number, [self._line(raw, file, number, now)]
+        return json_lines(data, lambda raw, number: self._line(raw, file, number, now))
 
     @staticmethod
     def _line(raw: bytes, file: str, number: int, now: datetime | None) -> Event | Reject:

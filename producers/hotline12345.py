@@ -11,9 +11,9 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 
-from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
+from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
 from producers.privacy import caller_hash, mask_text
-from producers.textfile import decode_feed
+from producers.textfile import csv_records, decode_feed
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_area_code
@@ -66,8 +66,8 @@ def row_to_events(row: dict[str, str], key: bytes, now: datetime | None = None) 
     if satisfaction_text and satisfaction is None:
         raise InvalidRecord(f"满意度 {satisfaction_text!r} is unknown: expected 满意, 基本满意 or 不满意")
     reopen_text = (row.get("重办次数") or "0").strip() or "0"
-    if not reopen_text.isdigit():
-        raise InvalidRecord(f"重办次数 {reopen_text!r} is not a whole number")
+    if not reopen_text.isdigit() or int(reopen_text) > 1000:
+        raise InvalidRecord(f"重办次数 {reopen_text!r} is not a whole number from 0 to 1000")
     times: list[tuple[EventType, datetime]] = []
     for column, kind in TIME_COLUMNS:
         text = (row.get(column) or "").strip()
@@ -100,20 +100,17 @@ def row_to_events(row: dict[str, str], key: bytes, now: datetime | None = None) 
             extra["reopen_count"] = int(reopen_text)
         if kind is EventType.FEEDBACK:
             extra["satisfaction"] = satisfaction
-        events.append(Event(event_id=make_event_id(FORMAT, order, kind.value), type=kind,
+        events.append(Event.build(event_id=make_event_id(FORMAT, order, kind.value), type=kind,
                             occurred_at=at, **common, **extra))  # type: ignore[arg-type]
     return events
 
 
-class Hotline12345Adapter:
+class Hotline12345Adapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
 
     def __init__(self, caller_key: bytes = b"civicflow-dev-key-change-me") -> None:
         self.caller_key = caller_key
-
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
 
     def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
         """Per source row: (line, its events) or (line, [its reject])."""
@@ -127,17 +124,10 @@ class Hotline12345Adapter:
                              f"{','.join(COLUMNS)}", text.splitlines()[0][:500] if text else "")]
             return
         reader.fieldnames = header
-        line = 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                line = reader.line_num
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, f"csv: {exc}", "")]
+        for line, row, problem in csv_records(reader):
+            if row is None:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
                 continue
-            line = reader.line_num
             if None in row:  # more cells than header columns
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
                                     "csv: row has more cells than the header", safe_raw(row))]

@@ -3,7 +3,7 @@ dead-letter topic, and the accounting of every record."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +19,19 @@ from schemas.event import Event
 OnProgress = Callable[[str, int, int | None, int], None]
 
 
+def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
+              ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
+    """Every record of every file through its adapter: (format, file, the record's items)."""
+    for format_name, path in files:
+        adapter = adapter_for(format_name, caller_key)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        for _, items in adapter.parse_rows(data, str(path)):
+            yield format_name, path, items
+
+
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
                  on_progress: OnProgress, delivery_timeout: float = 30.0,
                  metrics: IngestMetrics | None = None) -> tuple[ImportTally, int]:
@@ -28,13 +41,8 @@ def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: byte
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
     for format_name, path in files:
-        adapter = adapter_for(format_name, caller_key)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
         events: list[Event] = []
-        for _, items in adapter.parse_rows(data, str(path)):
+        for _, _, items in feed_rows([(format_name, path)], caller_key):
             for item in items:
                 if isinstance(item, Reject):
                     producer.send_reject(item)

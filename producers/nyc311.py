@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
-from producers.textfile import decode_feed
+from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
+from producers.textfile import csv_records, decode_feed
 from schemas.enums import EventType, Source, Urgency
 from schemas.errors import InvalidRecord
 from schemas.event import Event, make_case_id, make_event_id
@@ -61,23 +61,20 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
         "urgency": Urgency.NORMAL,
         "unit": (row.get("Agency") or "").strip() or None,
     }
-    events = [Event(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
+    events = [Event.build(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
                     occurred_at=created, due_at=due, **common)]  # type: ignore[arg-type]
     if closed is not None and status == "Closed":
         # a few exports close a request a moment "before" it was created (clock skew)
         at = max(closed, created)
         for kind in (EventType.RESOLVED, EventType.CLOSED):
-            events.append(Event(event_id=make_event_id(FORMAT, key, kind.value), type=kind,
+            events.append(Event.build(event_id=make_event_id(FORMAT, key, kind.value), type=kind,
                                 occurred_at=at, **common))  # type: ignore[arg-type]
     return events
 
 
-class Nyc311Adapter:
+class Nyc311Adapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
-
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
 
     def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
         text, _ = decode_feed(data)
@@ -88,16 +85,10 @@ class Nyc311Adapter:
                              f"header: columns {missing} missing; expected an NYC 311 export",
                              text.splitlines()[0][:500] if text else "")]
             return
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield reader.line_num, [Reject(FORMAT, Source.HOTLINE, file, reader.line_num,
-                                               f"csv: {exc}", "")]
+        for line, row, problem in csv_records(reader):
+            if row is None:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
                 continue
-            line = reader.line_num
             raw = ",".join(v or "" for v in row.values() if isinstance(v, str))[:2000]
             try:
                 yield line, row_to_events(row, now)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import csv
+from collections.abc import Iterator
 
 
 def decode_feed(data: bytes) -> tuple[str, str]:
@@ -19,3 +21,17 @@ def decode_feed(data: bytes) -> tuple[str, str]:
         return data.decode("gb18030"), "gbk"
     except UnicodeDecodeError:
         return data.decode("utf-8", "replace"), "utf-8 (damaged)"
+
+
+def csv_records(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str] | None, str]]:
+    """(line, row, "") per record, or (line, None, reason) for a record the csv module cannot
+    read; the line is where the record ends."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, None, f"csv: {exc}"
+            continue
+        yield reader.line_num, row, ""

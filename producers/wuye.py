@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, Reject, RowResult, flatten
+from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
 from schemas.catalog import load_catalog
 from schemas.codes import COMMUNITY_LEN, parse_area_code
 from schemas.enums import EventType, Satisfaction, Source, Urgency
@@ -85,7 +85,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         extension = None
     native_id = _str(body, "event_id", required=False) or f"{kind.value}@{occurred_at.isoformat()}"
     category = _str(body, "category", required=False) or ""
-    return Event(
+    return Event.build(
         event_id=make_event_id(FORMAT, str(order), native_id),
         case_id=make_case_id(Source.PROPERTY, FORMAT, str(order)),
         source=Source.PROPERTY,
@@ -111,19 +111,16 @@ def parse_body(raw: bytes, now: datetime | None = None) -> Event:
     return body_to_event(body, now)
 
 
-class WuyeAdapter:
+class WuyeAdapter(FeedAdapter):
     format = FORMAT
     source = Source.PROPERTY
 
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
-
     def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        for number, raw in enumerate(data.splitlines(), start=1):
-            if not raw.strip():
-                continue
+        def line(raw: bytes, number: int) -> Event | Reject:
             try:
-                yield number, [parse_body(raw, now)]
+                return parse_body(raw, now)
             except InvalidRecord as exc:
-                yield number, [Reject(FORMAT, Source.PROPERTY, file, number, exc.reason,
-                                      raw.decode("utf-8", "replace"))]
+                return Reject(FORMAT, Source.PROPERTY, file, number, exc.reason,
+                              raw.decode("utf-8", "replace"))
+
+        return json_lines(data, line)

@@ -60,6 +60,17 @@ class Event(BaseModel):
             raise InvalidRecord(f"not a canonical event: {exc}") from exc
 
     @classmethod
+    def build(cls, **fields: Any) -> Event:
+        """Construct from adapter-made fields; a value the model refuses becomes InvalidRecord
+        naming the field, so an adapter never raises on bad input."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidRecord(f"{where}: {first['msg']} (got {first.get('input')!r})") from exc
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
         try:
             return cls.model_validate(data)
