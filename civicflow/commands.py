@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +16,9 @@ from civicflow.settings import Settings
 from schemas.errors import ConfigError
 from schemas.event import Event
 
-out = Console()
-err = Console(stderr=True)
+# piped output (CI logs, files) gets room for the report's tables instead of 80 columns
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 _started = time.monotonic()
