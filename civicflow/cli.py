@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from datetime import date, datetime
 from pathlib import Path
 
@@ -117,17 +119,39 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ConfigError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
+INTERRUPTED = threading.Event()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command != "worker":  # Faust handles the worker's signals itself
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(args)
     except CivicflowError as exc:
+        if INTERRUPTED.is_set():
+            return _interrupted()
         console.print(f"[red]civicflow: {exc}[/red]", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:
-        console.print("civicflow: interrupted; the embedded stack was stopped", soft_wrap=True)
-        return 130
+        return _interrupted()
+    except Exception:
+        # an interrupt can surface wrapped by a C extension (pydantic, librdkafka callbacks)
+        if INTERRUPTED.is_set():
+            return _interrupted()
+        raise
+
+
+def _interrupted() -> int:
+    console.print("civicflow: interrupted; the embedded stack was stopped", soft_wrap=True)
+    return 130
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,13 +26,6 @@ _started = time.monotonic()
 def _progress(message: str) -> None:
     err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {message}", soft_wrap=True,
               highlight=False)
-
-
-def _terminate_as_interrupt() -> None:
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def write_simulated_city(out_dir: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -114,7 +106,6 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.pipeline import replay
     from civicflow.report import print_report
 
-    _terminate_as_interrupt()
     ensure_var_dir(settings.var_dir)
     feeds = write_simulated_city(settings.var_dir / "sim", args)
     result, sink = replay(settings, feeds, None, _progress)
@@ -133,7 +124,6 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.pipeline import replay
     from civicflow.report import print_report
 
-    _terminate_as_interrupt()
     for file in args.files:
         if not Path(file).is_file():
             raise ConfigError(f"input file {file} does not exist")
@@ -223,7 +213,6 @@ def cmd_serve_ingest(settings: Settings, _args: argparse.Namespace) -> int:
     if not secrets:
         raise ConfigError('no firm secrets: set CIVICFLOW_PROPERTY_SECRETS=\'{"C001": "secret"}\'')
     create_topics(settings.bootstrap, settings.partitions)
-    _terminate_as_interrupt()
     err.print(f"property webhook on http://{settings.webhook_host}:{settings.webhook_port}{PATH} "
               f"for {len(secrets)} firms", highlight=False)
     try:
@@ -250,7 +239,6 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
 
     if not settings.bootstrap:
         raise ConfigError("the sink needs --bootstrap or CIVICFLOW_BOOTSTRAP")
-    _terminate_as_interrupt()
     sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
     migrate(sink.client, settings.database)
     from prometheus_client import CollectorRegistry, start_http_server
@@ -270,7 +258,6 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
-    _terminate_as_interrupt()
     var_dir = args.var_dir or settings.var_dir
     with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout) as bootstrap:
         out.print(f"embedded broker (memory only) at {bootstrap}; Ctrl-C stops it")
