@@ -10,6 +10,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.bench_faust import bare_faust_rate
 from bench.common import Result
 from civicflow.embedded import embedded_broker
 from civicflow.pipeline import read_feeds, replay
@@ -56,9 +57,12 @@ def run(days: int = 14) -> list[Result]:
         result, _ = replay(settings, [("jn-grid", path)], None, lambda _m: None, timeout=900)
         e2e_rate = len(events) / (time.perf_counter() - start)
         startup = "includes broker start, worker start and group join (~8 s)"
+    faust_rate = bare_faust_rate()
     return [
         Result("case processor alone (pure, no Kafka)", "events/s", pure_rate,
                "raw confluent-kafka consume", raw_rate, ">= 10,000 events/s end to end"),
         Result(f"end-to-end replay of {len(events):,} events ({startup})", "events/s", e2e_rate,
                "raw confluent-kafka consume", raw_rate, ">= 10,000 events/s"),
+        Result(f"end-to-end replay of {len(events):,} events", "events/s", e2e_rate,
+               "a bare Faust agent doing nothing (take_events)", faust_rate, ">= 10,000 events/s"),
     ]
