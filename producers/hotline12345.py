@@ -101,7 +101,7 @@ def row_to_events(row: dict[str, str], key: bytes, now: datetime | None = None) 
         if kind is EventType.FEEDBACK:
             extra["satisfaction"] = satisfaction
         events.append(Event.build(event_id=make_event_id(FORMAT, order, kind.value), type=kind,
-                            occurred_at=at, **common, **extra))  # type: ignore[arg-type]
+                            occurred_at=at, **common, **extra))
     return events
 
 

@@ -62,13 +62,13 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
         "unit": (row.get("Agency") or "").strip() or None,
     }
     events = [Event.build(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
-                    occurred_at=created, due_at=due, **common)]  # type: ignore[arg-type]
+                    occurred_at=created, due_at=due, **common)]
     if closed is not None and status == "Closed":
         # a few exports close a request a moment "before" it was created (clock skew)
         at = max(closed, created)
         for kind in (EventType.RESOLVED, EventType.CLOSED):
             events.append(Event.build(event_id=make_event_id(FORMAT, key, kind.value), type=kind,
-                                occurred_at=at, **common))  # type: ignore[arg-type]
+                                occurred_at=at, **common))
     return events
 
 

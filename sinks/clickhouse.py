@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -94,8 +95,12 @@ class ClickHouseSink:
             raise SinkDataError(f"ClickHouse refused rows for {table}: {exc}") from exc
 
 
-def with_retry(action: Callable[[], object], on_retry: Callable[[Exception, float], None],
-               attempts: int = 8, first_delay: float = 0.5) -> object:
+T = TypeVar("T")
+
+
+def with_retry(action: Callable[[], T], on_retry: Callable[[Exception, float], None],
+               attempts: int = 8, first_delay: float = 0.5) -> T:
+    """Run `action`, retrying with exponential backoff while ClickHouse is unavailable."""
     delay = first_delay
     for attempt in range(attempts):
         try:
@@ -106,4 +111,4 @@ def with_retry(action: Callable[[], object], on_retry: Callable[[Exception, floa
             on_retry(exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
-    return None
+    raise AssertionError("unreachable")

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from producers.kafka import producer_config
 from schemas.errors import SinkUnavailable
 from schemas.topics import CONTROL_HEADER, CONTROL_KEY, INVALID_TOPIC
-from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, SinkDataError, with_retry
+from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, FlushResult, SinkDataError, with_retry
 from sinks.metrics import SinkMetrics
 
 log = logging.getLogger("civicflow.sink")
@@ -147,17 +147,18 @@ class SinkRunner:
             self.metrics.healthy.set(0)
             log.warning("%s; retrying in %.1fs", exc, delay)
 
+        result: FlushResult | None
         try:
             result = with_retry(self.sink.flush, on_retry)
         except SinkDataError:
             result = None
             self._flush_row_by_row()
         if result is not None:
-            for table, count in result.rows.items():  # type: ignore[attr-defined]
+            for table, count in result.rows.items():
                 self.stats.rows[table] += count
                 self.metrics.rows.labels(table).inc(count)
-            self.metrics.batch_rows.observe(sum(result.rows.values()))  # type: ignore[attr-defined]
-            self.metrics.insert_seconds.observe(result.seconds)  # type: ignore[attr-defined]
+            self.metrics.batch_rows.observe(sum(result.rows.values()))
+            self.metrics.insert_seconds.observe(result.seconds)
         if self._markers:
             markers = self._markers
             rows = [orjson.dumps({"run_id": m.run_id, "topic": m.topic, "from_topic": m.from_topic,

@@ -52,7 +52,7 @@ class TableStore(MutableMapping[str, bytes]):
         return self._table.data
 
     def __getitem__(self, key: str) -> bytes:
-        return self._data[key.encode()]  # type: ignore[no-any-return]
+        return self._data[key.encode()]
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self._data[key.encode()] = value
@@ -173,7 +173,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             raise RuntimeError(f"{remaining} worker outputs undelivered; not acknowledging")
 
     @app.agent(events)
-    async def process(stream: faust.StreamT) -> None:  # type: ignore[type-arg]
+    async def process(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(  # type: ignore[attr-defined]
                 settings.worker_batch,
                                               within=settings.worker_batch_seconds):
@@ -218,7 +218,6 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
         report_lag()
 
-    app.civicflow_processor = processor  # type: ignore[attr-defined]
     return app
 
 
