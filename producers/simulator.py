@@ -297,7 +297,7 @@ def hotline_csv(rows: list[dict[str, str]], encoding: str = "gbk") -> bytes:
 
 
 def simulate_property(seed: int = 7, start: date = date(2026, 9, 28), days: int = 7,
-                      cases_per_day: int = 40, districts: int = 3) -> list[bytes]:
+                      cases_per_day: int = 40, districts: int = 3, faults: bool = True) -> list[bytes]:
     """Property-service webhook bodies (wuye), one JSON object per line, in time order."""
     rng = random.Random(seed * 104729 + 3)
     city = build_city(random.Random(seed), districts)
@@ -328,7 +328,13 @@ def simulate_property(seed: int = 7, start: date = date(2026, 9, 28), days: int 
                 body["extension_days"] = extra["days"]
             lines.append((at, orjson.dumps(body)))
     lines.sort(key=lambda pair: pair[0])
-    return [line for _, line in lines]
+    out = [line for _, line in lines]
+    if faults and out:
+        # a webhook retried (the same body twice), a body without offset, one with a phone number
+        out.insert(len(out) // 2, out[len(out) // 2])
+        out.append(out[-1].replace(b'+08:00"', b'"'))
+        out.append(out[0][:-1] + b', "phone": "13800138000"}')
+    return out
 
 
 def write_lines(path: str, lines: list[bytes]) -> None:

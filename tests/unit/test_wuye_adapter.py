@@ -51,3 +51,14 @@ def test_arbitrary_lines_are_events_or_rejects(data):
 def test_mutated_bodies_never_raise(mutation):
     (item,) = list(WuyeAdapter().parse(orjson.dumps({**BODY, **mutation}), "f"))
     assert isinstance(item, Event) or item.reason
+
+
+def test_simulated_feed_faults_are_accounted():
+    from producers.base import ImportTally
+    from producers.simulator import simulate_property
+
+    tally, seen = ImportTally(), set()
+    for _, items in WuyeAdapter().parse_rows(b"\n".join(simulate_property(days=2)), "w.jsonl"):
+        tally.add(items, seen)
+    assert tally.balanced and (tally.rejected, tally.duplicates) == (2, 1)
+    assert set(tally.reject_reasons) == {"time", "unknown"}  # no offset; a phone field refused
