@@ -32,11 +32,14 @@ def run(days: int = 14) -> list[Result]:
                    for e in events]
 
         # the pure worker logic alone, no Kafka
-        processor = CaseProcessor(load_policy(), WorkingDayCalendar(), {}, mode=Mode.REPLAY)
+        store: dict[str, bytes] = {}
+        processor = CaseProcessor(load_policy(), WorkingDayCalendar(), store, mode=Mode.REPLAY)
         start = time.perf_counter()
         for i in range(0, len(records), 10_000):
             processor.process(records[i:i + 10_000])
         pure_rate = len(records) / (time.perf_counter() - start)
+        case_bytes = [len(v) for k, v in store.items() if not k.startswith("\x00")]
+        bytes_per_case = sum(case_bytes) / len(case_bytes)
 
         with embedded_broker(Path(tmp), 4) as bootstrap:
             producer = EventProducer(bootstrap)
@@ -59,6 +62,8 @@ def run(days: int = 14) -> list[Result]:
         startup = "includes broker start, worker start and group join (~8 s)"
     faust_rate = bare_faust_rate()
     return [
+        Result(f"worker state per case (stored bytes, {len(case_bytes):,} cases)", "bytes",
+               bytes_per_case, "the 1 KiB target", 1024, "<= 1,024 bytes per open case"),
         Result("case processor alone (pure, no Kafka)", "events/s", pure_rate,
                "raw confluent-kafka consume", raw_rate, ">= 10,000 events/s end to end"),
         Result(f"end-to-end replay of {len(events):,} events ({startup})", "events/s", e2e_rate,

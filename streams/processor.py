@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import orjson
 
@@ -75,15 +76,31 @@ class CaseRecord:
     state: CaseState | None = field(default=None, compare=False, repr=False)
     # events applied since the last evaluation that may meet a milestone (for the histograms)
     fresh: list[Event] = field(default_factory=list, compare=False, repr=False)
+    # each event's JSON form, kept so that encoding a busy case does not dump it again
+    dumps: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def encode(self) -> bytes:
+        """Compact form (v2): fields every event shares are stored once, alert ids without the
+        case id. Roughly halves the state kept per case."""
+        dumped = []
+        for event_id, event in self.events.items():
+            row = self.dumps.get(event_id)
+            if row is None:
+                row = self.dumps[event_id] = event.model_dump(mode="json", exclude_none=True)
+            dumped.append(row)
+        common: dict[str, Any] = dict(dumped[0]) if dumped else {}
+        for row in dumped[1:]:
+            for key in [k for k, v in common.items() if row.get(k) != v]:
+                del common[key]
+        prefix = len(str(common.get("case_id", ""))) + 1
         return orjson.dumps(
             {
+                "v": 2,
                 "tp": list(self.tp),
-                "events": [e.model_dump(mode="json", exclude_none=True) for e in self.events.values()],
+                "common": common,
+                "events": [{k: v for k, v in row.items() if k not in common} for row in dumped],
                 "sent": {
-                    aid: [s.milestone.value, s.cycle, s.level.value, s.due_at.isoformat(),
-                          s.fires_at.isoformat(), s.retracted]
+                    aid[prefix:]: [s.due_at.isoformat(), s.fires_at.isoformat(), s.retracted]
                     for aid, s in self.sent.items()
                 },
             }
@@ -92,13 +109,31 @@ class CaseRecord:
     @classmethod
     def decode(cls, raw: bytes) -> CaseRecord:
         data = orjson.loads(raw)
-        events = {e["event_id"]: Event.model_validate(e) for e in data["events"]}
-        sent = {
-            aid: SentAlert(Milestone(m), c, AlertLevel(lv), datetime.fromisoformat(d),
-                           datetime.fromisoformat(f), r)
-            for aid, (m, c, lv, d, f, r) in data["sent"].items()
-        }
-        return cls((data["tp"][0], int(data["tp"][1])), events, sent)
+        tp = (data["tp"][0], int(data["tp"][1]))
+        if data.get("v") != 2:  # the first, verbose form: still readable after an upgrade
+            events = {e["event_id"]: Event.model_validate(e) for e in data["events"]}
+            sent = {
+                aid: SentAlert(Milestone(m), c, AlertLevel(lv), datetime.fromisoformat(d),
+                               datetime.fromisoformat(f), r)
+                for aid, (m, c, lv, d, f, r) in data["sent"].items()
+            }
+            return cls(tp, events, sent)
+        common = data["common"]
+        events = {}
+        dumps = {}
+        for row in data["events"]:
+            full = {**common, **row}
+            event = Event.model_validate(full)
+            events[event.event_id] = event
+            dumps[event.event_id] = full
+        case_id = next(iter(events.values())).case_id if events else ""
+        sent = {}
+        for suffix, (due, fires, retracted) in data["sent"].items():
+            milestone, cycle, level = suffix.split(":")
+            sent[f"{case_id}:{suffix}"] = SentAlert(
+                Milestone(milestone), int(cycle), AlertLevel(level), datetime.fromisoformat(due),
+                datetime.fromisoformat(fires), retracted)
+        return cls(tp, events, sent, dumps=dumps)
 
 
 CaseStore = MutableMapping[str, bytes]
@@ -242,6 +277,7 @@ class CaseProcessor:
                 # a late event may prove sent alerts wrong: settle the case as of before it
                 self._evaluate(event.case_id, case, part.clock, steps, part, out)
             case.events[event.event_id] = event
+            case.dumps.pop(event.event_id, None)  # a superseding event replaces its JSON form too
             case.state = None
             if late:
                 self.counts["late"] += 1
