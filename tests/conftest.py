@@ -22,6 +22,20 @@ def ev(event_id: str, kind: str, at: datetime, case: str = "grid:jn-grid:C1", **
                  occurred_at=at, **extra)
 
 
+ALERT_FRACTIONS = """[alerts]
+yellow = 0.8
+red = 1.0
+escalation1 = 1.5
+escalation2 = 2.0
+escalation3 = 3.0
+"""
+
+
+def policy_text(limits: str) -> str:
+    """A policy file: the default alert fractions and the given limit tables."""
+    return ALERT_FRACTIONS + limits
+
+
 @pytest.fixture(scope="session")
 def policy():
     return load_policy()

@@ -13,21 +13,16 @@ from producers.kafka import EventProducer
 from schemas import Event
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
+from tests.conftest import policy_text
 
 pytestmark = pytest.mark.integration
 # a property policy measured in seconds: respond 0.1 min = 6 s, so yellow at 4.8 s, red at 6 s
-FAST_POLICY = """
-[alerts]
-yellow = 0.8
-red = 1.0
-escalation1 = 1.5
-escalation2 = 2.0
-escalation3 = 3.0
+FAST_POLICY = policy_text("""
 [property.urgent]
 respond = "0.1m"
 resolve = "10m"
 feedback = "1wd"
-"""
+""")
 
 
 def test_live_alerts_fire_within_two_seconds(tmp_path, chdb_var):

@@ -8,21 +8,15 @@ from producers.base import Reject
 from producers.grid import GridAdapter
 from schemas.policy import load_policy
 from streams.whatif import WhatIfRow, compare_policies
-from tests.conftest import cn
+from tests.conftest import cn, policy_text
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "grid_small.jsonl"
-LOOSER = """
-[alerts]
-yellow = 0.8
-red = 1.0
-escalation1 = 1.5
-escalation2 = 2.0
-escalation3 = 3.0
+LOOSER = policy_text("""
 [grid.any]
 respond = "2wd"
 resolve = "3wd"
 feedback = "4wd"
-"""
+""")
 
 
 def test_looser_policy_side_by_side(tmp_path, calendar):
