@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -130,7 +131,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command != "worker":  # Faust handles the worker's signals itself
+    # Faust handles its worker's signals itself
+    if args.command != "worker" or os.environ.get("CIVICFLOW_WORKER_ENGINE") == "kafka":
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
     try:

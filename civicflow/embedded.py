@@ -47,7 +47,9 @@ def ensure_var_dir(var_dir: Path) -> Path:
     return var_dir
 
 
-def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0) -> None:
+def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0,
+                  compacted: tuple[str, ...] = ()) -> None:
+    """The topics of DESIGN §7 (and any extra compacted ones), all with one partition count."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
@@ -55,9 +57,9 @@ def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0) -> Non
             name,
             partitions,
             1,
-            config={"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {},
+            config={"cleanup.policy": "compact"} if name in COMPACTED_TOPICS + compacted else {},
         )
-        for name in ALL_TOPICS
+        for name in (*ALL_TOPICS, *compacted)
         if name not in existing
     ]
     if not wanted:

@@ -82,6 +82,7 @@ def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[su
         "CIVICFLOW_BOOTSTRAP": bootstrap,
         "CIVICFLOW_PARTITIONS": str(settings.partitions),
         "CIVICFLOW_ALLOWED_LATENESS_SECONDS": str(settings.allowed_lateness_seconds),
+        "CIVICFLOW_WORKER_ENGINE": settings.worker_engine,
     })
     if settings.metrics_port:
         env["CIVICFLOW_METRICS_PORT"] = str(settings.metrics_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     property_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(default=8088, ge=1, le=65535)
+    # "faust" (the default) or "kafka": the same processor on confluent-kafka alone, for speed
+    worker_engine: Literal["faust", "kafka"] = "faust"
     worker_batch: int = Field(default=10_000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)

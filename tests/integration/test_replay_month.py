@@ -70,9 +70,11 @@ def test_two_replays_are_identical_and_match_the_pure_reduction(month_a, month_f
                                                            result.as_of)
 
 
-def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, policy, calendar):
-    db = "it_month_kill"
-    settings = Settings(var_dir=chdb_var, partitions=3, database=db, worker_batch=200)
+@pytest.mark.parametrize("engine", ["faust", "kafka"])
+def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, policy, calendar, engine):
+    db = f"it_month_kill_{engine}"
+    settings = Settings(var_dir=chdb_var, partitions=3, database=db, worker_batch=200,
+                        worker_engine=engine)
     events, _, _ = read_feeds([("jn-grid", month_file)])
     as_of = events[-1].occurred_at
     sink = ClickHouseSink(connect(settings.clickhouse_dsn()), db)
@@ -82,7 +84,7 @@ def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, polic
         for event in events:
             producer.send_event(event)
         producer.send_control(EVENT_TOPICS[events[0].source], range(3),
-                              {"run": "kill", "clock": as_of.isoformat(), "final": True})
+                              {"run": f"kill-{engine}", "clock": as_of.isoformat(), "final": True})
         producer.flush()
         del producer
         with worker_process(settings, bootstrap, "replay") as first:
@@ -92,12 +94,12 @@ def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, polic
             assert runner.stats.rows.get("alerts", 0) >= 20, "the first worker produced nothing"
             first.send_signal(signal.SIGKILL)
             first.wait(10)
-        assert runner.landed("kill") < 9, "the first worker finished before it was killed"
+        assert runner.landed(f"kill-{engine}") < 9, "the first worker finished before it was killed"
         with worker_process(settings, bootstrap, "replay"):
             deadline = time.monotonic() + 180
-            while runner.landed("kill") < 9 and time.monotonic() < deadline:
+            while runner.landed(f"kill-{engine}") < 9 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert runner.landed("kill") == 9
+            assert runner.landed(f"kill-{engine}") == 9
     got = landed_alerts(sink.client, db)
     assert len(got) == len({row[0] for row in got})
     assert got == predicted_alerts(events, policy, calendar, as_of)
