@@ -59,6 +59,11 @@ def run(days: int = 14) -> list[Result]:
         start = time.perf_counter()
         result, _ = replay(settings, [("jn-grid", path)], None, lambda _m: None, timeout=900)
         e2e_rate = len(events) / (time.perf_counter() - start)
+        kafka_settings = Settings(var_dir=Path(tmp) / "var", partitions=4, database="bench_kafka",
+                                  worker_engine="kafka")
+        start = time.perf_counter()
+        replay(kafka_settings, [("jn-grid", path)], None, lambda _m: None, timeout=900)
+        kafka_rate = len(events) / (time.perf_counter() - start)
         startup = "includes broker start, worker start and group join (~8 s)"
     faust_rate = bare_faust_rate()
     return [
@@ -70,4 +75,6 @@ def run(days: int = 14) -> list[Result]:
                "raw confluent-kafka consume", raw_rate, ">= 10,000 events/s"),
         Result(f"end-to-end replay of {len(events):,} events", "events/s", e2e_rate,
                "a bare Faust agent doing nothing (take_events)", faust_rate, ">= 10,000 events/s"),
+        Result(f"end-to-end replay, --engine kafka ({startup})", "events/s", kafka_rate,
+               "the same replay on the Faust worker", e2e_rate, ">= 10,000 events/s"),
     ]
