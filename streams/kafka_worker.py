@@ -1,4 +1,5 @@
-"""An alternative worker engine on confluent-kafka alone (`civicflow worker --engine kafka`).
+"""An alternative worker engine on confluent-kafka alone (`--engine kafka`, or
+`CIVICFLOW_WORKER_ENGINE=kafka`).
 
 Same `CaseProcessor`, same outputs and control records as the Faust worker; the difference is
 the transport. Faust's per-message stream caps a worker at ~3,300 events/s on this machine
