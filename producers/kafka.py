@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import orjson
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from producers.base import Reject
 from schemas.errors import BrokerUnavailable
@@ -15,6 +15,21 @@ from schemas.event import Event
 from schemas.topics import CONTROL_HEADER, CONTROL_KEY, EVENT_TOPICS, INVALID_TOPIC
 
 log = logging.getLogger(__name__)
+
+
+def readable(messages: list[Message], offsets: dict[tuple[str, int], int]
+             ) -> Iterator[tuple[str, int, Message]]:
+    """The messages of a consume() call that carry data, as (topic, partition, message); records
+    the next offset to commit per partition and logs real errors (not end-of-partition)."""
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", error)
+            continue
+        topic, partition = str(message.topic()), int(message.partition() or 0)
+        offsets[(topic, partition)] = int(message.offset() or 0) + 1
+        yield topic, partition, message
 
 
 def producer_config(bootstrap: str, delivery_timeout: float = 30.0) -> dict[str, object]:

@@ -13,3 +13,13 @@ COMPACTED_TOPICS = (SNAPSHOTS_TOPIC,)
 # the event-time clock (`clock`) and, for a replay, the run id and whether input has ended.
 CONTROL_HEADER = "civicflow-control"
 CONTROL_KEY = b"\x00control"
+
+
+def is_control(key: bytes | None, headers: object = None) -> bool:
+    """A control record: our control key, or the control header (headers as a list or dict)."""
+    if key == CONTROL_KEY:
+        return True
+    if not headers:
+        return False
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(name == CONTROL_HEADER for name, _ in items)  # type: ignore[attr-defined]

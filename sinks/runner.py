@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from producers.kafka import producer_config
+from producers.kafka import producer_config, readable
 from schemas.errors import SinkUnavailable
-from schemas.topics import CONTROL_HEADER, CONTROL_KEY, INVALID_TOPIC
+from schemas.topics import INVALID_TOPIC, is_control
 from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, FlushResult, SinkDataError, with_retry
 from sinks.metrics import SinkMetrics
 
@@ -47,10 +47,6 @@ class SinkStats:
     dead_lettered: int = 0
     last_success: float = 0.0
     healthy: bool = True
-
-
-def _is_control(key: bytes | None, headers: list[tuple[str, bytes]] | None) -> bool:
-    return key == CONTROL_KEY or any(name == CONTROL_HEADER for name, _ in headers or ())
 
 
 class SinkRunner:
@@ -103,16 +99,9 @@ class SinkRunner:
             last_flush = time.monotonic()
             while not self.stop_event.is_set():
                 messages = self.consumer.consume(10_000, timeout=0.1)
-                for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
-                            log.warning("consume error: %s", error)
-                        continue
-                    topic, partition = str(message.topic()), int(message.partition() or 0)
+                for topic, partition, message in readable(messages, self._offsets):
                     value = message.value() or b""
-                    self._offsets[(topic, partition)] = int(message.offset() or 0) + 1
-                    if _is_control(message.key(), message.headers()):  # type: ignore[arg-type]
+                    if is_control(message.key(), message.headers()):
                         self._note_marker(topic, partition, value)
                         self.flush()
                         last_flush = time.monotonic()

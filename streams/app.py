@@ -13,28 +13,16 @@ import logging
 import os
 import time
 from collections.abc import Iterator, MutableMapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
-import orjson
 from confluent_kafka import Producer
-from prometheus_client import CollectorRegistry, start_http_server
 
 from civicflow.settings import Settings
 from producers.kafka import producer_config
-from schemas.policy import load_policy
-from schemas.topics import (
-    ALERTS_TOPIC,
-    CONTROL_HEADER,
-    CONTROL_KEY,
-    EVENT_TOPICS,
-    INVALID_TOPIC,
-    SNAPSHOTS_TOPIC,
-)
-from streams.calendar import WorkingDayCalendar
-from streams.metrics import WorkerMetrics
-from streams.processor import CaseProcessor, Mode, Output, Record
+from schemas.topics import EVENT_TOPICS, is_control
+from streams.processor import Mode, Output, Record
+from streams.worker_common import build_processor, report_clock, send_output
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
@@ -68,15 +56,6 @@ class TableStore(MutableMapping[str, bytes]):
         return len(self._data)
 
 
-def _is_control(headers: Any, key: bytes | None) -> bool:
-    if key == CONTROL_KEY:
-        return True
-    if not headers:
-        return False
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(name == CONTROL_HEADER for name, _ in items)
-
-
 def build_app(settings: Settings, mode: Mode) -> faust.App:
     bootstrap = settings.bootstrap
     assert bootstrap, "the worker needs a broker"
@@ -106,19 +85,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     table = app.Table("cases", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    registry = CollectorRegistry()
-    metrics = WorkerMetrics(registry)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-    processor = CaseProcessor(
-        load_policy(settings.policy),
-        WorkingDayCalendar.from_override_file(settings.holiday_file),
-        TableStore(table),
-        mode=mode,
-        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
-        wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
-        observer=metrics,
-    )
+    processor, metrics = build_processor(settings, mode, TableStore(table))
     positions: dict[tuple[str, int], int] = {}
 
     def report_lag() -> None:
@@ -149,28 +116,12 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             processor.touched.clear()
             log.info("deadline heaps rebuilt: %d cases on %d partitions", count, len(assigned))
 
+    # case state goes to the table's changelog through the same fast producer (Faust's own
+    # producer cannot keep up with one write per touched case); Faust recovers from it
+    changelog = table.changelog_topic.get_topic_name()
+
     def send(out: Output) -> None:
-        for partition, key, value in out.snapshots:
-            producer.produce(SNAPSHOTS_TOPIC, value, key, partition=partition)
-        for partition, key, value in out.alerts:
-            producer.produce(ALERTS_TOPIC, value, key, partition=partition)
-        for key, value in out.rejects:
-            producer.produce(INVALID_TOPIC, value, key)
-        for topic, partition, payload in out.controls:
-            forwarded = orjson.dumps({**orjson.loads(payload), "from": topic})
-            for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
-                producer.produce(target, forwarded, CONTROL_KEY, partition=partition,
-                                 headers=[(CONTROL_HEADER, b"1")])
-        # case state goes to the table's changelog through the same fast producer (Faust's own
-        # producer cannot keep up with one write per touched case); Faust recovers from it
-        changelog = table.changelog_topic.get_topic_name()
-        for store_key, partition in processor.touched.items():
-            producer.produce(changelog, processor.store[store_key], store_key.encode(),
-                             partition=partition)
-        processor.touched.clear()
-        remaining = producer.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} worker outputs undelivered; not acknowledging")
+        send_output(producer, out, processor, changelog)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -184,7 +135,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                     e.message.partition,
                     e.message.key,
                     e.message.value,
-                    _is_control(e.message.headers, e.message.key),
+                    is_control(e.message.key, e.message.headers),
                 )
                 for e in batch
             ]
@@ -195,8 +146,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             processed = time.perf_counter()
             send(out)
             metrics.batch_seconds.observe(time.perf_counter() - started)
-            if processor.partitions:
-                metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
+            report_clock(processor, metrics)
             metrics.batch_records.observe(len(records))
             report_lag()
             log.info("batch %d records: process %.3fs, send %.3fs", len(records),
@@ -214,8 +164,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 out.controls.extend(processor.clock_markers())
                 last_clock_report[0] = now
             send(out)
-            if processor.partitions:
-                metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
+            report_clock(processor, metrics)
         report_lag()
 
     return app

@@ -13,27 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 
-import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from prometheus_client import CollectorRegistry, start_http_server
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from civicflow.embedded import create_topics
 from civicflow.settings import Settings
-from producers.kafka import producer_config
-from schemas.policy import load_policy
-from schemas.topics import (
-    ALERTS_TOPIC,
-    CONTROL_HEADER,
-    CONTROL_KEY,
-    EVENT_TOPICS,
-    INVALID_TOPIC,
-    SNAPSHOTS_TOPIC,
-)
-from streams.calendar import WorkingDayCalendar
-from streams.metrics import WorkerMetrics
-from streams.processor import CaseProcessor, Mode, Output, Record
+from producers.kafka import producer_config, readable
+from schemas.topics import EVENT_TOPICS, is_control
+from streams.processor import Mode, Output, Record
+from streams.worker_common import build_processor, report_clock, send_output
 
 log = logging.getLogger("civicflow.kafka_worker")
 GROUP = "civicflow-worker-kafka"
@@ -47,19 +35,7 @@ class KafkaWorker:
         self.mode = mode
         self.bootstrap = settings.bootstrap
         self.store: dict[str, bytes] = {}
-        registry = CollectorRegistry()
-        self.metrics = WorkerMetrics(registry)
-        if settings.metrics_port:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-        self.processor = CaseProcessor(
-            load_policy(settings.policy),
-            WorkingDayCalendar.from_override_file(settings.holiday_file),
-            self.store,
-            mode=mode,
-            allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
-            wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
-            observer=self.metrics,
-        )
+        self.processor, self.metrics = build_processor(settings, mode, self.store)
         self.producer = Producer(producer_config(self.bootstrap))
         self.consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
@@ -120,23 +96,7 @@ class KafkaWorker:
     # ---- processing ----------------------------------------------------------------------
 
     def send(self, out: Output) -> None:
-        produce = self.producer.produce
-        for partition, key, value in out.snapshots:
-            produce(SNAPSHOTS_TOPIC, value, key, partition=partition)
-        for partition, key, value in out.alerts:
-            produce(ALERTS_TOPIC, value, key, partition=partition)
-        for key, value in out.rejects:
-            produce(INVALID_TOPIC, value, key)
-        for topic, partition, payload in out.controls:
-            forwarded = orjson.dumps({**orjson.loads(payload), "from": topic})
-            for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
-                produce(target, forwarded, CONTROL_KEY, partition=partition,
-                        headers=[(CONTROL_HEADER, b"1")])
-        for store_key, partition in self.processor.touched.items():
-            produce(CHANGELOG, self.store[store_key], store_key.encode(), partition=partition)
-        self.processor.touched.clear()
-        if self.producer.flush(30):
-            raise RuntimeError("worker outputs undelivered after 30 s; not committing")
+        send_output(self.producer, out, self.processor, CHANGELOG)
 
     def commit(self) -> None:
         if self.offsets:
@@ -153,18 +113,11 @@ class KafkaWorker:
             while not self.stop.is_set():
                 messages = self.consumer.consume(self.settings.worker_batch,
                                                  self.settings.worker_batch_seconds)
-                records = []
-                for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
-                            log.warning("consume error: %s", error)
-                        continue
-                    topic, partition = str(message.topic()), int(message.partition() or 0)
-                    self.offsets[(topic, partition)] = int(message.offset() or 0) + 1
-                    key = message.key()
-                    records.append(Record(topic, partition, key, message.value() or b"",
-                                          key == CONTROL_KEY))
+                records = [
+                    Record(topic, partition, message.key(), message.value() or b"",
+                           is_control(message.key()))
+                    for topic, partition, message in readable(messages, self.offsets)
+                ]
                 started = time.perf_counter()
                 out = self.processor.process(records) if records else Output()
                 if self.mode is Mode.LIVE and time.monotonic() - last_tick >= 0.5:
@@ -175,9 +128,7 @@ class KafkaWorker:
                     self.commit()
                     self.metrics.batch_seconds.observe(time.perf_counter() - started)
                     self.metrics.batch_records.observe(len(records))
-                if self.processor.partitions:
-                    self.metrics.clock.set(
-                        max(p.clock for p in self.processor.partitions.values()).timestamp())
+                report_clock(self.processor, self.metrics)
         finally:
             self.consumer.close()
 

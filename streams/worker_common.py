@@ -1,0 +1,64 @@
+"""What both worker engines (Faust and confluent-kafka) share: the processor they build from
+settings, and how a batch's outputs and state writes reach Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from civicflow.settings import Settings
+from schemas.policy import load_policy
+from schemas.topics import ALERTS_TOPIC, CONTROL_HEADER, CONTROL_KEY, INVALID_TOPIC, SNAPSHOTS_TOPIC
+from streams.calendar import WorkingDayCalendar
+from streams.metrics import WorkerMetrics
+from streams.processor import CaseProcessor, CaseStore, Mode, Output
+
+
+def build_processor(settings: Settings, mode: Mode, store: CaseStore
+                    ) -> tuple[CaseProcessor, WorkerMetrics]:
+    """The case processor with its metrics (served on the metrics port when one is set)."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    processor = CaseProcessor(
+        load_policy(settings.policy),
+        WorkingDayCalendar.from_override_file(settings.holiday_file),
+        store,
+        mode=mode,
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+        wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
+        observer=metrics,
+    )
+    return processor, metrics
+
+
+def send_output(producer: Producer, out: Output, processor: CaseProcessor, changelog: str) -> None:
+    """Snapshots, alerts, dead letters, forwarded control records and the case-state writes of
+    one batch; returns only once the broker acknowledged all of them (offsets come after)."""
+    for partition, key, value in out.snapshots:
+        producer.produce(SNAPSHOTS_TOPIC, value, key, partition=partition)
+    for partition, key, value in out.alerts:
+        producer.produce(ALERTS_TOPIC, value, key, partition=partition)
+    for key, value in out.rejects:
+        producer.produce(INVALID_TOPIC, value, key)
+    for topic, partition, payload in out.controls:
+        forwarded = orjson.dumps({**orjson.loads(payload), "from": topic})
+        for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
+            producer.produce(target, forwarded, CONTROL_KEY, partition=partition,
+                             headers=[(CONTROL_HEADER, b"1")])
+    for store_key, partition in processor.touched.items():
+        producer.produce(changelog, processor.store[store_key], store_key.encode(),
+                         partition=partition)
+    processor.touched.clear()
+    remaining = producer.flush(30)
+    if remaining:
+        raise RuntimeError(f"{remaining} worker outputs undelivered after 30 s; not committing")
+
+
+def report_clock(processor: CaseProcessor, metrics: WorkerMetrics) -> None:
+    if processor.partitions:
+        metrics.clock.set(max(p.clock for p in processor.partitions.values()).timestamp())
