@@ -20,7 +20,7 @@ from producers.base import ImportTally, Reject
 from producers.ingest import feed_rows
 from producers.kafka import EventProducer
 from schemas.errors import BrokerUnavailable, CivicflowError, ConfigError
-from schemas.event import Event
+from schemas.event import Event, event_time_order
 from schemas.policy import load_policy
 from schemas.topics import EVENT_TOPICS
 from sinks.clickhouse import ClickHouseSink, connect
@@ -52,7 +52,7 @@ def read_feeds(files: list[tuple[str, Path]], caller_key: bytes = b"civicflow-de
         if items and isinstance(items[0], Reject):
             rejects.extend(r for r in items if isinstance(r, Reject))
         events.extend(tally.add(items, seen))
-    events.sort(key=lambda e: (e.occurred_at, e.event_id))
+    events.sort(key=event_time_order)
     return events, rejects, tally
 
 

@@ -13,7 +13,7 @@ from producers.kafka import EventProducer
 from producers.metrics import IngestMetrics
 from producers.registry import adapter_for
 from schemas.errors import ConfigError
-from schemas.event import Event
+from schemas.event import EncodedEvent, Event, event_time_order
 
 # stage, records done, records in all (None while reading), rejects so far
 OnProgress = Callable[[str, int, int | None, int], None]
@@ -24,12 +24,24 @@ def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
     """Every record of every file through its adapter: (format, file, the record's items)."""
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        for _, items in adapter.parse_rows(data, str(path)):
+        for _, items in adapter.parse_rows(read_input(path), str(path)):
             yield format_name, path, items
+
+
+def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes
+                 ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
+    """`feed_rows` with the events in wire form (no model per event): what ingest sends."""
+    for format_name, path in files:
+        adapter = adapter_for(format_name, caller_key)
+        for _, items in adapter.encode_rows(read_input(path), str(path)):
+            yield format_name, path, items
+
+
+def read_input(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
@@ -41,23 +53,23 @@ def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: byte
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
     for format_name, path in files:
-        events: list[Event] = []
-        for _, _, items in feed_rows([(format_name, path)], caller_key):
-            for item in items:
-                if isinstance(item, Reject):
-                    producer.send_reject(item)
-                    metrics.rejects.labels(format_name, item.reason_code).inc()
+        events: list[EncodedEvent] = []
+        outcomes = {outcome: metrics.records.labels(format_name, outcome)
+                    for outcome in ("rejected", "produced", "duplicate")}
+        for _, _, items in encoded_rows([(format_name, path)], caller_key):
+            rejects = [item for item in items if isinstance(item, Reject)]
+            for reject in rejects:
+                producer.send_reject(reject)
+                metrics.rejects.labels(format_name, reject.reason_code).inc()
             new = tally.add(items, seen)
             events.extend(new)
-            outcome = ("rejected" if items and isinstance(items[0], Reject)
-                       else "produced" if new else "duplicate")
-            metrics.records.labels(format_name, outcome).inc()
+            outcomes["rejected" if rejects else "produced" if new else "duplicate"].inc()
             if tally.read % 5000 == 0:
                 on_progress(f"reading {path.name}", tally.read, None, tally.rejected)
         # one input's events go out in event-time order (a snapshot row's are not in file order)
-        events.sort(key=lambda e: (e.occurred_at, e.event_id))
+        events.sort(key=event_time_order)
         for index, event in enumerate(events, 1):
-            producer.send_event(event)
+            producer.send_encoded(event)
             if index % 5000 == 0:
                 on_progress(f"sending {path.name}", index, len(events), tally.rejected)
         on_progress(f"sent {path.name}", len(events), len(events), tally.rejected)

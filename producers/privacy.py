@@ -15,7 +15,7 @@ MASK = "＊＊＊"
 
 
 def normalize_phone(raw: str) -> str:
-    digits = re.sub(r"\D", "", raw)
+    digits = raw if raw.isdigit() and raw.isascii() else re.sub(r"\D", "", raw)
     if digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits
@@ -28,7 +28,7 @@ def caller_hash(raw_phone: str | None, key: bytes) -> str | None:
     digits = normalize_phone(raw_phone)
     if not digits:
         return None
-    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, digits.encode(), hashlib.sha256).hex()
 
 
 def mask_text(text: str) -> str:

@@ -5,6 +5,17 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
+
+Record = TypeVar("Record", covariant=True)
+
+
+class CsvReader(Protocol[Record]):
+    """csv.reader and csv.DictReader: records, and the line the last one ended on."""
+
+    line_num: int
+
+    def __next__(self) -> Record: ...
 
 
 def decode_feed(data: bytes) -> tuple[str, str]:
@@ -23,7 +34,7 @@ def decode_feed(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8", "replace"), "utf-8 (damaged)"
 
 
-def csv_records(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str] | None, str]]:
+def csv_records(reader: CsvReader[Record]) -> Iterator[tuple[int, Record | None, str]]:
     """(line, row, "") per record, or (line, None, reason) for a record the csv module cannot
     read; the line is where the record ends."""
     while True:
