@@ -8,11 +8,11 @@ from bench import bench_ingest, bench_replay, bench_sink
 
 
 def main() -> int:
-    names = sys.argv[1:] or ["ingest", "replay", "sink"]
-    modules = {"ingest": bench_ingest, "replay": bench_replay, "sink": bench_sink}
-    for name in names:
+    runs = {"ingest": bench_ingest.run, "replay": bench_replay.run, "sink": bench_sink.run_sink,
+            "rates": bench_sink.run_rates}
+    for name in sys.argv[1:] or list(runs):
         print(f"== {name}", flush=True)
-        for result in modules[name].run():
+        for result in runs[name]():
             print(result.line(), flush=True)
     return 0
 

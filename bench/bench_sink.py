@@ -3,24 +3,39 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
-from bench.common import Result
+from bench.common import Result, best_of
 from civicflow.embedded import embedded_broker
 from producers.kafka import producer_config
 from schemas import Event
 from sinks.clickhouse import ClickHouseSink, connect
+from sinks.maintenance import optimize
 from sinks.migrate import migrate
 from sinks.runner import SinkRunner
 
 
-def run(rows: int = 300_000, cases: int = 10_000_000) -> list[Result]:
+@cache
+def bench_client() -> Client:
+    """One chDB for every benchmark of the process (chDB allows one data path per process),
+    removed at exit."""
+    folder = tempfile.mkdtemp(prefix="civicflow-bench-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return connect(f"chdb://{Path(folder) / 'ch'}")
+
+
+def run_sink(rows: int = 300_000) -> list[Result]:
     start = datetime(2026, 10, 1, tzinfo=UTC)
     payloads = [
         Event(event_id=f"e{i}", case_id=f"grid:jn-grid:{i // 5}", source="grid", system="jn-grid",
@@ -28,8 +43,8 @@ def run(rows: int = 300_000, cases: int = 10_000_000) -> list[Result]:
               street="370102001", category="G07.01", unit=f"U{i % 40}").to_json()
         for i in range(rows)
     ]
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # chDB keeps files open
-        client = connect(f"chdb://{Path(tmp) / 'ch'}")
+    client = bench_client()
+    with tempfile.TemporaryDirectory() as tmp:
         migrate(client, "direct")
         migrate(client, "viasink")
         direct = ClickHouseSink(client, "direct")
@@ -59,34 +74,60 @@ def run(rows: int = 300_000, cases: int = 10_000_000) -> list[Result]:
             runner.stop_event.set()
             thread.join(30)
 
-        migrate(client, "big")
-        client.command(
-            f"INSERT INTO big.cases (case_id, source, system, district, street, category, urgency, "
-            f"unit, status, created_at, responded_at, resolved_at, respond_due, resolve_due, "
-            f"satisfaction, reopen_count, escalation_level, cycle, version) "
-            f"SELECT concat('grid:jn-grid:', toString(number)), 'grid', 'jn-grid', "
-            f"toString(370102 + number % 5), toString(370102001 + number % 15), "
-            f"concat('G0', toString(1 + number % 8), '.01'), 'normal', concat('U', toString(number % 60)), "
-            f"'closed', toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + number % 31536000 AS created_at, "
-            f"created_at + 3600, created_at + 86400 + number % 100000, created_at + 86400, "
-            f"created_at + 172800, if(number % 7 = 0, 'unsatisfied', 'satisfied'), 0, 0, 0, 1 "
-            f"FROM numbers({cases})")
-        client.command("INSERT INTO big.pipeline_clock VALUES ('main', '2027-01-01 00:00:00', 1)")
-        began = time.perf_counter()
-        _ = client.query("SELECT district, sum(responded_on_time) / sum(respond_due_count), "
-                     "sum(resolved_on_time) / sum(resolve_due_count), sum(satisfied) / sum(surveyed) "
-                     "FROM big.unit_rates_daily GROUP BY district").result_rows
-        rates_seconds = time.perf_counter() - began
-        began = time.perf_counter()
-        _ = client.query("SELECT district, count(), countIf(resolved_at <= resolve_due) FROM big.cases "
-                     "GROUP BY district").result_rows
-        scan_seconds = time.perf_counter() - began
+    return [Result(f"sink (Kafka -> batches -> chDB, {rows:,} events)", "rows/s", sink_rate,
+                   "direct clickhouse-connect insert of the same rows", direct_rate,
+                   ">= 100,000 rows/s and >= 0.5 of direct")]
+
+
+RATES = ("SELECT district, sum(responded_on_time) / sum(respond_due_count), "
+         "sum(resolved_on_time) / sum(resolve_due_count), sum(satisfied) / sum(surveyed) "
+         "FROM big.{view} GROUP BY district")
+
+
+def run_rates(cases: int = 10_000_000) -> list[Result]:
+    """三率 per district over a year of cases, as inserted and after `civicflow db optimize`."""
+    client = bench_client()
+    migrate(client, "big")
+    client.command(
+        f"INSERT INTO big.cases (case_id, source, system, district, street, category, urgency, "
+        f"unit, status, created_at, responded_at, resolved_at, respond_due, resolve_due, "
+        f"satisfaction, reopen_count, escalation_level, cycle, version) "
+        f"SELECT concat('grid:jn-grid:', toString(number)), 'grid', 'jn-grid', "
+        f"toString(370102 + number % 5), toString(370102001 + number % 15), "
+        f"concat('G0', toString(1 + number % 8), '.01'), 'normal', concat('U', toString(number % 60)), "
+        f"'closed', toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + number % 31536000 AS created_at, "
+        f"created_at + 3600, created_at + 86400 + number % 100000, created_at + 86400, "
+        f"created_at + 172800, if(number % 7 = 0, 'unsatisfied', 'satisfied'), 0, 0, 0, 1 "
+        f"FROM numbers({cases})")
+    client.command("INSERT INTO big.pipeline_clock VALUES ('main', '2027-01-01 00:00:00', 1)")
+
+    def query(sql: str) -> Callable[[], object]:
+        return lambda: client.query(sql).result_rows
+
+    scan = ("SELECT district, count(), countIf(resolved_at <= resolve_due) FROM big.cases "
+            "GROUP BY district")
+    parts = client.query("SELECT count() FROM system.parts WHERE database = 'big' "
+                         "AND table = 'cases' AND active").result_rows[0][0]
+    fresh = best_of({"units": query(RATES.format(view="unit_rates_daily")), "scan": query(scan)})
+    began = time.perf_counter()
+    optimize(client, "big", lambda _m: None, tables=("cases",))
+    optimize_seconds = time.perf_counter() - began
+    merged = best_of({"units": query(RATES.format(view="unit_rates_daily")),
+                      "districts": query(RATES.format(view="district_rates_daily")),
+                      "scan": query(scan)})
+    scan_name = "plain scan of cases without FINAL"
     return [
-        Result(f"sink (Kafka -> batches -> chDB, {rows:,} events)", "rows/s", sink_rate,
-               "direct clickhouse-connect insert of the same rows", direct_rate,
-               ">= 100,000 rows/s and >= 0.5 of direct"),
-        Result(f"三率 query over {cases:,} cases via unit_rates_daily (FINAL): "
-               f"{rates_seconds:.2f} s", "queries/s", 1 / rates_seconds,
-               f"plain scan of the same table without FINAL ({scan_seconds:.2f} s)", 1 / scan_seconds,
+        Result(f"三率 per district over {cases:,} cases via unit_rates_daily, as inserted ({parts} parts): "
+               f"{fresh['units']:.2f} s", "queries/s", 1 / fresh["units"],
+               f"{scan_name} ({fresh['scan']:.2f} s)", 1 / fresh["scan"], "< 1 s"),
+        Result(f"same after `db optimize` ({optimize_seconds:.0f} s), via unit_rates_daily: "
+               f"{merged['units']:.2f} s", "queries/s", 1 / merged["units"],
+               f"{scan_name} ({merged['scan']:.2f} s)", 1 / merged["scan"], "< 1 s"),
+        Result(f"same, via district_rates_daily: {merged['districts']:.2f} s", "queries/s",
+               1 / merged["districts"], f"{scan_name} ({merged['scan']:.2f} s)", 1 / merged["scan"],
                "< 1 s"),
     ]
+
+
+def run() -> list[Result]:
+    return run_sink() + run_rates()

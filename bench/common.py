@@ -16,8 +16,12 @@ class Result:
 
     def line(self) -> str:
         ratio = self.ours / self.baseline if self.baseline else float("nan")
-        return (f"{self.name}: {self.ours:,.0f} {self.unit} vs {self.baseline_name} "
-                f"{self.baseline:,.0f} {self.unit} -> ratio {ratio:.3f} (target: {self.target})")
+        return (f"{self.name}: {figure(self.ours)} {self.unit} vs {self.baseline_name} "
+                f"{figure(self.baseline)} {self.unit} -> ratio {ratio:.3f} (target: {self.target})")
+
+
+def figure(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
 def timed(action: Callable[[], object]) -> float:

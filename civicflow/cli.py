@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     mig = db_sub.add_parser("migrate", help="apply pending migrations")
     _common(mig)
     mig.add_argument("--cluster", help="run ON CLUSTER: replicated local tables + Distributed")
+    opt = db_sub.add_parser(
+        "optimize", help="merge the versions the sink wrote (nightly): keeps the BI views fast")
+    _common(opt)
+    opt.add_argument("--cluster", help="merge the local tables ON CLUSTER")
 
     report = sub.add_parser("report", help="三率, rankings and the overdue list")
     _common(report)

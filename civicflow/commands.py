@@ -275,8 +275,16 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.migrate import migrate
 
     ensure_var_dir(settings.var_dir)
-    applied = migrate(connect(settings.clickhouse_dsn()), settings.database,
-                      cluster=getattr(args, "cluster", None))
+    client = connect(settings.clickhouse_dsn())
+    cluster = getattr(args, "cluster", None)
+    if args.db_command == "optimize":
+        from sinks.maintenance import optimize
+
+        started = time.monotonic()
+        merged = optimize(client, settings.database, out.print, cluster=cluster)
+        out.print(f"merged {merged} partitions in {time.monotonic() - started:.1f}s")
+        return 0
+    applied = migrate(client, settings.database, cluster=cluster)
     out.print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
     return 0
 

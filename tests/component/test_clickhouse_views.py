@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from sinks.clickhouse import ClickHouseSink, connect
+from sinks.maintenance import optimize, partitions_to_merge
 from sinks.migrate import migrate, migration_files
 
 pytestmark = pytest.mark.component
@@ -139,3 +140,52 @@ def test_repeat_calls_are_counted_never_shown(client):
         (d0 + timedelta(days=50), "H03", 1, 0)]
     columns = [c[0] for c in client.query("DESCRIBE ct_repeat.repeat_calls_daily").result_rows]
     assert "caller_hash" not in columns
+
+
+RATE_SUMS = ("SELECT sum(created), sum(respond_due_count), sum(responded_on_time), "
+             "sum(resolve_due_count), sum(resolved_on_time), sum(resolved), sum(surveyed), "
+             "sum(satisfied), sum(overdue_open) FROM {db}.{view}")
+
+
+def rate_cases(day: date) -> list[bytes]:
+    """One case per branch of the 三率 counting (pipeline clock: day + 3, 10:00)."""
+    return [
+        case_row("on-time", day, responded_at=iso(day, 11), respond_due=iso(day, 12),
+                 resolved_at=iso(day, 15), resolve_due=iso(day, 18), satisfaction="satisfied"),
+        case_row("late", day, responded_at=iso(day, 13), respond_due=iso(day, 12),
+                 resolved_at=iso(day + timedelta(days=2), 9), resolve_due=iso(day, 18),
+                 satisfaction="unsatisfied"),
+        case_row("overdue", day, status="dispatched", respond_due=iso(day, 12),
+                 resolve_due=iso(day + timedelta(days=1))),
+        case_row("not-due-yet", day, status="responded", responded_at=iso(day, 11),
+                 respond_due=iso(day, 12), resolve_due=iso(day + timedelta(days=9))),
+        case_row("no-due", day, satisfaction="basically_satisfied"),
+        case_row("cancelled", day, status="cancelled", respond_due=iso(day, 12)),
+    ]
+
+
+def test_rate_columns_answer_the_same_for_rows_written_before_them(client):
+    day = date(2026, 10, 12)
+    clock = orjson.dumps({"name": "main", "clock": iso(day + timedelta(days=3)), "version": 1})
+    client.command("DROP DATABASE IF EXISTS ct_rates_old")
+    migrate(client, "ct_rates_old", upto=5)
+    old = ClickHouseSink(client, "ct_rates_old")
+    old.insert_json("cases", rate_cases(day))
+    old.insert_json("pipeline_clock", [clock])
+    before = client.query(RATE_SUMS.format(db="ct_rates_old", view="unit_rates_daily")).result_rows
+    # by hand: 5 cases not cancelled; respond due: on-time, late, overdue, not-due-yet (met);
+    # resolve due: on-time, late, overdue (past due); not-due-yet's resolve due is after the clock
+    assert before == [(5, 4, 2, 3, 1, 2, 3, 2, 1)]
+    migrate(client, "ct_rates_old")  # the rate columns arrive after the rows
+    new = fresh(client, "ct_rates_new")  # the rate columns are written with the rows
+    new.insert_json("cases", rate_cases(day))
+    new.insert_json("pipeline_clock", [clock])
+    for db in ("ct_rates_old", "ct_rates_new"):
+        for view in ("unit_rates_daily", "district_rates_daily"):
+            assert client.query(RATE_SUMS.format(db=db, view=view)).result_rows == before, (db, view)
+    new.insert_json("cases", rate_cases(day))  # a second version of every row
+    assert partitions_to_merge(client, "ct_rates_new", "cases") == [("all", 2, 12)]
+    assert optimize(client, "ct_rates_new", lambda _m: None) == 1
+    assert partitions_to_merge(client, "ct_rates_new", "cases") == []
+    assert client.query("SELECT count() FROM ct_rates_new.cases").result_rows[0][0] == 6
+    assert client.query(RATE_SUMS.format(db="ct_rates_new", view="unit_rates_daily")).result_rows == before
