@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)
     worker_session_timeout: float = Field(default=10.0, gt=0)
     clock_report_seconds: float = Field(default=5.0, gt=0)
-    sink_batch_rows: int = Field(default=50_000, ge=1)
+    sink_batch_rows: int = Field(default=200_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     # Prometheus endpoint of this process; 0 = none (the worker, sink and webhook use it)
     metrics_port: int = Field(default=0, ge=0, le=65535)

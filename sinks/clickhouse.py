@@ -77,13 +77,17 @@ class ClickHouseSink:
     def flush(self) -> FlushResult:
         start = time.perf_counter()
         written: dict[str, int] = {}
-        for table, rows in list(self._pending.items()):
-            if not rows:
-                continue
-            self.insert_json(table, rows)
-            written[table] = len(rows)
-            del self._pending[table]
+        self.write(self._pending, written)
+        self._pending.clear()
         return FlushResult(written, time.perf_counter() - start)
+
+    def write(self, rows_by_table: dict[str, list[bytes]], written: dict[str, int]) -> None:
+        """One insert per table not yet in `written`; records each table once ClickHouse took
+        it, so a retry after a failure writes only what is left."""
+        for table, rows in rows_by_table.items():
+            if rows and table not in written:
+                self.insert_json(table, rows)
+                written[table] = len(rows)
 
     def insert_json(self, table: str, rows: list[bytes]) -> None:
         try:

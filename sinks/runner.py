@@ -11,6 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from sinks.metrics import SinkMetrics
 
 log = logging.getLogger("civicflow.sink")
 SINK_GROUP = "civicflow-sink"
+CONSUME_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,21 @@ class Marker:
     clock: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one write carries: rows per table, the offsets they end at, the markers after them."""
+
+    rows: dict[str, list[bytes]]
+    offsets: dict[tuple[str, int], int]
+    markers: list[Marker]
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    batch: Batch
+    future: Future[FlushResult]
+
+
 @dataclass
 class SinkStats:
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -50,13 +67,14 @@ class SinkStats:
 
 
 class SinkRunner:
-    def __init__(self, bootstrap: str, sink: ClickHouseSink, *, batch_rows: int = 50_000,
-                 batch_seconds: float = 0.5, group_id: str = SINK_GROUP,
-                 metrics: SinkMetrics | None = None) -> None:
+    def __init__(self, bootstrap: str, sink: ClickHouseSink, *, batch_rows: int = 200_000,
+                 batch_seconds: float = 0.5, backlog_seconds: float = 5.0,
+                 group_id: str = SINK_GROUP, metrics: SinkMetrics | None = None) -> None:
         self.sink = sink
         self.metrics = metrics or SinkMetrics(CollectorRegistry())
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
+        self.backlog_seconds = backlog_seconds
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
@@ -94,29 +112,59 @@ class SinkRunner:
             return len(self._landed.get(run_id, ()))
 
     def run(self) -> None:
+        """Consume into a batch while the previous batch is written (one writer thread; chDB and
+        the HTTP client release the GIL), then commit each batch after ClickHouse accepted it."""
+        in_flight: InFlight | None = None
         try:
             self.assign()
-            last_flush = time.monotonic()
-            while not self.stop_event.is_set():
-                messages = self.consumer.consume(10_000, timeout=0.1)
-                for topic, partition, message in readable(messages, self._offsets):
-                    value = message.value() or b""
-                    if is_control(message.key(), message.headers()):
-                        self._note_marker(topic, partition, value)
-                        self.flush()
+            with ThreadPoolExecutor(1, thread_name_prefix="civicflow-sink-writer") as writer:
+                last_flush = time.monotonic()
+                while not self.stop_event.is_set():
+                    messages = self.consumer.consume(CONSUME_MAX, timeout=0.1)
+                    for topic, partition, message in readable(messages, self._offsets):
+                        value = message.value() or b""
+                        if is_control(message.key(), message.headers()):
+                            self._note_marker(topic, partition, value)
+                            in_flight = self._hand_off(writer, in_flight)
+                            last_flush = time.monotonic()
+                            continue
+                        self.sink.add(TABLE_FOR_TOPIC[topic], value)
+                    # caught up (a short read): close the batch after batch_seconds, for
+                    # latency; behind (full reads): fill it up to batch_rows, for throughput
+                    elapsed = time.monotonic() - last_flush
+                    behind = len(messages) == CONSUME_MAX and elapsed < self.backlog_seconds
+                    due = elapsed >= self.batch_seconds and not behind
+                    if self.sink.pending >= self.batch_rows or (due and self._offsets):
+                        in_flight = self._hand_off(writer, in_flight)
                         last_flush = time.monotonic()
-                        continue
-                    self.sink.add(TABLE_FOR_TOPIC[topic], value)
-                due = time.monotonic() - last_flush >= self.batch_seconds
-                if self.sink.pending >= self.batch_rows or (due and self._offsets):
-                    self.flush()
-                    last_flush = time.monotonic()
-            self.flush()
+                    elif due and in_flight is not None and in_flight.future.done():
+                        self._complete(in_flight)  # an idle stream still gets its commit
+                        in_flight = None
+                in_flight = self._hand_off(writer, in_flight)
+                if in_flight is not None:
+                    self._complete(in_flight)
         except Exception as exc:  # the owner (CLI or test) reads it from `error`
             self.error = exc
             log.error("sink stopped: %s", exc)
         finally:
             self.consumer.close()
+
+    def _take_batch(self) -> Batch | None:
+        if not self._offsets:
+            return None
+        batch = Batch(self.sink.take_pending(), dict(self._offsets), self._markers)
+        self._offsets.clear()
+        self._markers = []
+        return batch
+
+    def _hand_off(self, writer: ThreadPoolExecutor, in_flight: InFlight | None) -> InFlight | None:
+        """Finish the batch in flight (its commit included), then start writing the next."""
+        batch = self._take_batch()
+        if in_flight is not None:
+            self._complete(in_flight)
+        if batch is None:
+            return None
+        return InFlight(batch, writer.submit(self._write, batch))
 
     def _note_marker(self, topic: str, partition: int, value: bytes) -> None:
         payload = orjson.loads(value)
@@ -124,69 +172,69 @@ class SinkRunner:
                                     str(payload.get("from", topic)), partition,
                                     payload.get("clock")))
 
-    def flush(self) -> None:
-        """Insert everything pending, then markers, then commit: never commit unwritten rows."""
-        if not self._offsets:
-            return
+    def _on_retry(self, exc: Exception, delay: float) -> None:
+        self.stats.healthy = False
+        self.stats.failures += 1
+        self.metrics.failures.inc()
+        self.metrics.healthy.set(0)
+        log.warning("%s; retrying in %.1fs", exc, delay)
 
-        def on_retry(exc: Exception, delay: float) -> None:
-            self.stats.healthy = False
-            self.stats.failures += 1
-            self.metrics.failures.inc()
-            self.metrics.healthy.set(0)
-            log.warning("%s; retrying in %.1fs", exc, delay)
-
-        result: FlushResult | None
+    def _write(self, batch: Batch) -> FlushResult:
+        """The writer thread: rows, then the batch's markers and clock (never commits)."""
+        started = time.perf_counter()
+        written: dict[str, int] = {}
         try:
-            result = with_retry(self.sink.flush, on_retry)
+            with_retry(lambda: self.sink.write(batch.rows, written), self._on_retry)
         except SinkDataError:
-            result = None
-            self._flush_row_by_row()
-        if result is not None:
-            for table, count in result.rows.items():
-                self.stats.rows[table] += count
-                self.metrics.rows.labels(table).inc(count)
-            self.metrics.batch_rows.observe(sum(result.rows.values()))
-            self.metrics.insert_seconds.observe(result.seconds)
-        if self._markers:
-            markers = self._markers
+            self._write_row_by_row(batch.rows, written)
+        if batch.markers:
             rows = [orjson.dumps({"run_id": m.run_id, "topic": m.topic, "from_topic": m.from_topic,
-                                  "partition": m.partition, "clock": m.clock}) for m in markers]
-            with_retry(lambda: self.sink.insert_json("control_markers", rows), on_retry)
-            clocks = [datetime.fromisoformat(m.clock) for m in markers if m.clock]
+                                  "partition": m.partition, "clock": m.clock}) for m in batch.markers]
+            with_retry(lambda: self.sink.insert_json("control_markers", rows), self._on_retry)
+            clocks = [datetime.fromisoformat(m.clock) for m in batch.markers if m.clock]
             if clocks:
-                latest = max(clocks)
-                clock_row = orjson.dumps({"name": "main", "clock": latest.isoformat(),
+                clock_row = orjson.dumps({"name": "main", "clock": max(clocks).isoformat(),
                                           "version": time.time_ns()})
-                with_retry(lambda: self.sink.insert_json("pipeline_clock", [clock_row]), on_retry)
+                with_retry(lambda: self.sink.insert_json("pipeline_clock", [clock_row]),
+                           self._on_retry)
+        return FlushResult(written, time.perf_counter() - started)
+
+    def _complete(self, in_flight: InFlight) -> None:
+        """Wait for a batch's write (re-raising its failure), then commit its offsets."""
+        result = in_flight.future.result()
+        for table, count in result.rows.items():
+            self.stats.rows[table] += count
+            self.metrics.rows.labels(table).inc(count)
+        self.metrics.batch_rows.observe(sum(result.rows.values()))
+        self.metrics.insert_seconds.observe(result.seconds)
         if self.before_commit is not None:
             self.before_commit()
+        batch = in_flight.batch
         self.consumer.commit(
-            offsets=[TopicPartition(t, p, o) for (t, p), o in self._offsets.items()],
+            offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()],
             asynchronous=False,
         )
         with self._lock:
-            for m in self._markers:
+            for m in batch.markers:
                 self._landed[m.run_id].add((m.topic, m.from_topic, m.partition))
-        self._markers = []
-        self._offsets.clear()
         self.stats.batches += 1
         self.stats.healthy = True
         self.stats.last_success = time.time()  # clock: wall time for the ops gauge
         self.metrics.healthy.set(1)
         self.metrics.last_success.set(self.stats.last_success)
 
-    def _flush_row_by_row(self) -> None:
-        """A batch ClickHouse refused: write rows one by one; each refused row goes to the
-        dead-letter topic with ClickHouse's reason (and so, as a reject, to `rejects`)."""
-        pending = self.sink.take_pending()
+    def _write_row_by_row(self, pending: dict[str, list[bytes]], written: dict[str, int]) -> None:
+        """A batch ClickHouse refused: write the tables not yet written row by row; each refused
+        row goes to the dead-letter topic with ClickHouse's reason (and so to `rejects`)."""
         dead_letter = Producer(producer_config(self.bootstrap))
         for table, rows in pending.items():
+            if table in written:
+                continue
+            written[table] = 0
             for row in rows:
                 try:
                     self.sink.insert_json(table, [row])
-                    self.stats.rows[table] += 1
-                    self.metrics.rows.labels(table).inc()
+                    written[table] += 1
                 except SinkDataError as exc:
                     self.stats.dead_lettered += 1
                     self.metrics.dead_lettered.inc()
