@@ -168,7 +168,20 @@ def simulate_grid(
     return out
 
 
-def _add_faults(rng: random.Random, lines: list[bytes]) -> list[bytes]:
+GRID_MALFORMED = [
+    b"{not json", b'{"\xe4\xba\x8b\xe4\xbb\xb6ID": "x"}', b'["a list"]',
+    '{"事件ID":"bad-1","工单编号":"WGX","事件类型":"飞走","发生时间":"2026-10-01 10:00:00"}'.encode(),
+]
+PROPERTY_MALFORMED = [
+    b'{"order_id": "WY-cut", "community_code": "3701020010',  # a body cut off in transit
+    b'{"order_id": "WY-bad", "community_code": "370102001001", "event": "\xe6\x8a\xa5\xe4\xbf\xae",'
+    b' "time": "yesterday", "category": "x", "urgent": false, "company_code": "C1"}',
+    b'{"order_id": "", "community_code": "1", "event": "?", "time": "2026-10-01T10:00:00+08:00"}',
+]
+
+
+def _add_faults(rng: random.Random, lines: list[bytes],
+                malformed: list[bytes] = GRID_MALFORMED) -> list[bytes]:
     """Duplicates (about 1%), lines moved later (about 2%), and a few malformed lines."""
     result = list(lines)
     for index in sorted(rng.sample(range(len(lines)), k=len(lines) // 50), reverse=True):
@@ -177,11 +190,7 @@ def _add_faults(rng: random.Random, lines: list[bytes]) -> list[bytes]:
     for index in sorted(rng.sample(range(len(result)), k=len(lines) // 100), reverse=True):
         result.insert(index + 1, result[index])
     for _ in range(max(1, len(lines) // 1000)):
-        bad = rng.choice(
-            [b"{not json", b'{"\xe4\xba\x8b\xe4\xbb\xb6ID": "x"}', b'["a list"]',
-             '{"事件ID":"bad-1","工单编号":"WGX","事件类型":"飞走","发生时间":"2026-10-01 10:00:00"}'.encode()]
-        )
-        result.insert(rng.randrange(len(result)), bad)
+        result.insert(rng.randrange(len(result)), rng.choice(malformed))
     return result
 
 
@@ -328,12 +337,14 @@ def simulate_property(seed: int = 7, start: date = date(2026, 9, 28), days: int 
                 body["extension_days"] = extra["days"]
             lines.append((at, orjson.dumps(body)))
     lines.sort(key=lambda pair: pair[0])
-    out = [line for _, line in lines]
-    if faults and out:
-        # a webhook retried (the same body twice), a body without offset, one with a phone number
-        out.insert(len(out) // 2, out[len(out) // 2])
-        out.append(out[-1].replace(b'+08:00"', b'"'))
-        out.append(out[0][:-1] + b', "phone": "13800138000"}')
+    clean = [line for _, line in lines]
+    if not faults or not clean:
+        return clean
+    # webhooks retried (the same body twice) and delivered late, cut-off and wrong bodies,
+    # a body without offset, one with a phone number in a field the contract lacks
+    out = _add_faults(rng, clean, PROPERTY_MALFORMED)
+    out.append(clean[-1].replace(b'+08:00"', b'"'))
+    out.append(clean[0][:-1] + b', "phone": "13800138000"}')
     return out
 
 
