@@ -17,6 +17,7 @@ SETTING_NAMES = {f"CIVICFLOW_{name.upper()}" for name in Settings.model_fields}
 def containers():
     for doc in yaml.safe_load_all((DEPLOY / "k8s" / "civicflow.yaml").read_text()):
         spec = doc.get("spec", {})
+        spec = spec.get("jobTemplate", {}).get("spec", spec)  # a CronJob's job
         template = spec.get("template", {}).get("spec", {})
         for container in template.get("containers", []):
             yield doc["metadata"]["name"], container.get("args", []), container
