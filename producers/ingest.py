@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from producers.base import ImportTally, Reject
+from producers.base import Adapter, ImportTally, Reject
 from producers.kafka import EventProducer
 from producers.metrics import IngestMetrics
 from producers.registry import adapter_for
@@ -19,22 +20,28 @@ from schemas.event import EncodedEvent, Event, event_time_order
 OnProgress = Callable[[str, int, int | None, int], None]
 
 
+Item = TypeVar("Item", Event | Reject, EncodedEvent | Reject)
+RowsOf = Callable[[Adapter, bytes, str], Iterator[tuple[int, Sequence[Item]]]]
+
+
+def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item]
+               ) -> Iterator[tuple[str, Path, Sequence[Item]]]:
+    for format_name, path in files:
+        adapter = adapter_for(format_name, caller_key)
+        for _, items in rows_of(adapter, read_input(path), str(path)):
+            yield format_name, path, items
+
+
 def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
               ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
     """Every record of every file through its adapter: (format, file, the record's items)."""
-    for format_name, path in files:
-        adapter = adapter_for(format_name, caller_key)
-        for _, items in adapter.parse_rows(read_input(path), str(path)):
-            yield format_name, path, items
+    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.parse_rows(data, file))
 
 
 def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes
                  ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
     """`feed_rows` with the events in wire form (no model per event): what ingest sends."""
-    for format_name, path in files:
-        adapter = adapter_for(format_name, caller_key)
-        for _, items in adapter.encode_rows(read_input(path), str(path)):
-            yield format_name, path, items
+    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.encode_rows(data, file))
 
 
 def read_input(path: Path) -> bytes:

@@ -31,41 +31,42 @@ ALTER TABLE {db}.cases ADD COLUMN IF NOT EXISTS is_surveyed UInt8
 ALTER TABLE {db}.cases ADD COLUMN IF NOT EXISTS is_satisfied UInt8
     MATERIALIZED ifNull(satisfaction IN ('satisfied', 'basically_satisfied'), 0);
 
--- same columns and meaning as in 0002, read from the columns above
-CREATE OR REPLACE VIEW {db}.unit_rates_daily AS
+-- per case (not cancelled): what it adds to each 三率 sum as of the pipeline clock; the two
+-- views below only sum it, so what counts is written once
+CREATE OR REPLACE VIEW {db}.case_rate_inputs AS
 WITH (SELECT clock FROM {db}.current_clock) AS pipeline_clock
 SELECT
     day, source, district, street, unit, category,
-    count() AS created,
-    sum(respond_met OR respond_open_due < pipeline_clock) AS respond_due_count,
-    sum(respond_on_time) AS responded_on_time,
-    sum(resolve_met OR resolve_open_due < pipeline_clock) AS resolve_due_count,
-    sum(resolve_on_time) AS resolved_on_time,
-    sum(is_resolved) AS resolved,
-    sum(is_surveyed) AS surveyed,
-    sum(is_satisfied) AS satisfied,
-    sum(status != 'closed' AND (respond_open_due < pipeline_clock OR resolve_open_due < pipeline_clock))
-        AS overdue_open
+    respond_met OR respond_open_due < pipeline_clock AS respond_counted,
+    respond_on_time,
+    resolve_met OR resolve_open_due < pipeline_clock AS resolve_counted,
+    resolve_on_time, is_resolved, is_surveyed, is_satisfied,
+    status != 'closed' AND (respond_open_due < pipeline_clock OR resolve_open_due < pipeline_clock)
+        AS is_overdue_open
 FROM {db}.cases FINAL
-WHERE status != 'cancelled'
+WHERE status != 'cancelled';
+
+-- same columns and meaning as in 0002
+CREATE OR REPLACE VIEW {db}.unit_rates_daily AS
+SELECT
+    day, source, district, street, unit, category,
+    count() AS created,
+    sum(respond_counted) AS respond_due_count, sum(respond_on_time) AS responded_on_time,
+    sum(resolve_counted) AS resolve_due_count, sum(resolve_on_time) AS resolved_on_time,
+    sum(is_resolved) AS resolved, sum(is_surveyed) AS surveyed, sum(is_satisfied) AS satisfied,
+    sum(is_overdue_open) AS overdue_open
+FROM {db}.case_rate_inputs
 GROUP BY day, source, district, street, unit, category;
 
--- the leaders' 三率 per district and day: the same sums as unit_rates_daily without the
--- street / unit / category split (a third of its cost over a year of cases)
+-- the leaders' 三率 per district and day: unit_rates_daily without the street / unit /
+-- category split (half its cost over a year of cases)
 CREATE OR REPLACE VIEW {db}.district_rates_daily AS
-WITH (SELECT clock FROM {db}.current_clock) AS pipeline_clock
 SELECT
     day, source, district,
     count() AS created,
-    sum(respond_met OR respond_open_due < pipeline_clock) AS respond_due_count,
-    sum(respond_on_time) AS responded_on_time,
-    sum(resolve_met OR resolve_open_due < pipeline_clock) AS resolve_due_count,
-    sum(resolve_on_time) AS resolved_on_time,
-    sum(is_resolved) AS resolved,
-    sum(is_surveyed) AS surveyed,
-    sum(is_satisfied) AS satisfied,
-    sum(status != 'closed' AND (respond_open_due < pipeline_clock OR resolve_open_due < pipeline_clock))
-        AS overdue_open
-FROM {db}.cases FINAL
-WHERE status != 'cancelled'
+    sum(respond_counted) AS respond_due_count, sum(respond_on_time) AS responded_on_time,
+    sum(resolve_counted) AS resolve_due_count, sum(resolve_on_time) AS resolved_on_time,
+    sum(is_resolved) AS resolved, sum(is_surveyed) AS surveyed, sum(is_satisfied) AS satisfied,
+    sum(is_overdue_open) AS overdue_open
+FROM {db}.case_rate_inputs
 GROUP BY day, source, district;
