@@ -71,8 +71,8 @@ class EventProducer:
             self.failed += 1
             self.errors[err.str()] += 1
 
-    def _produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
         extra: dict[str, object] = {}
         if partition is not None:
             extra["partition"] = partition
@@ -90,19 +90,19 @@ class EventProducer:
             self._producer.poll(0)
 
     def send_event(self, event: Event) -> None:
-        self._produce(EVENT_TOPICS[event.source], event.case_id.encode(), event.to_json())
+        self.send(EVENT_TOPICS[event.source], event.case_id.encode(), event.to_json())
 
     def send_encoded(self, event: EncodedEvent) -> None:
-        self._produce(EVENT_TOPICS[event.source], event.case_id.encode(), event.payload)
+        self.send(EVENT_TOPICS[event.source], event.case_id.encode(), event.payload)
 
     def send_reject(self, reject: Reject) -> None:
-        self._produce(INVALID_TOPIC, reject.source.value.encode(), reject.to_json())
+        self.send(INVALID_TOPIC, reject.source.value.encode(), reject.to_json())
 
     def send_control(self, topic: str, partitions: Iterable[int], payload: dict[str, object]) -> None:
         """An in-band control record on every given partition, after the data already sent."""
         value = orjson.dumps(payload)
         for partition in partitions:
-            self._produce(topic, CONTROL_KEY, value, partition=partition,
+            self.send(topic, CONTROL_KEY, value, partition=partition,
                           headers=[(CONTROL_HEADER, b"1")])
 
     def flush(self, timeout: float = 120.0) -> int:

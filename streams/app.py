@@ -16,10 +16,9 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import faust
-from confluent_kafka import Producer
 
 from civicflow.settings import Settings
-from producers.kafka import producer_config
+from producers.kafka import EventProducer
 from schemas.topics import EVENT_TOPICS, is_control
 from streams.processor import Mode, Output, Record
 from streams.worker_common import build_processor, report_clock, send_output
@@ -98,7 +97,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 lag[tp.topic] += max(0, highwater - positions.get((tp.topic, tp.partition), 0))
         for topic, value in lag.items():
             metrics.lag.labels(topic).set(value)
-    producer = Producer(producer_config(bootstrap))
+    producer = EventProducer(bootstrap)
     known: set[tuple[str, int]] = set()
 
     def ensure_rebuilt() -> None:

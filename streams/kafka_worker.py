@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from civicflow.embedded import create_topics
 from civicflow.settings import Settings
-from producers.kafka import producer_config, readable
+from producers.kafka import EventProducer, readable
 from schemas.topics import EVENT_TOPICS, is_control
 from streams.processor import Mode, Output, Record
 from streams.worker_common import build_processor, report_clock, send_output
@@ -36,7 +36,7 @@ class KafkaWorker:
         self.bootstrap = settings.bootstrap
         self.store: dict[str, bytes] = {}
         self.processor, self.metrics = build_processor(settings, mode, self.store)
-        self.producer = Producer(producer_config(self.bootstrap))
+        self.producer = EventProducer(self.bootstrap)
         self.consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             "group.id": GROUP,

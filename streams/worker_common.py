@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from civicflow.settings import Settings
+from producers.kafka import EventProducer
+from schemas.errors import BrokerUnavailable
 from schemas.policy import load_policy
 from schemas.topics import ALERTS_TOPIC, CONTROL_HEADER, CONTROL_KEY, INVALID_TOPIC, SNAPSHOTS_TOPIC
 from streams.calendar import WorkingDayCalendar
@@ -36,27 +37,31 @@ def build_processor(settings: Settings, mode: Mode, store: CaseStore
     return processor, metrics
 
 
-def send_output(producer: Producer, out: Output, processor: CaseProcessor, changelog: str) -> None:
+def send_output(producer: EventProducer, out: Output, processor: CaseProcessor,
+                changelog: str) -> None:
     """Snapshots, alerts, dead letters, forwarded control records and the case-state writes of
-    one batch; returns only once the broker acknowledged all of them (offsets come after)."""
+    one batch; returns only once the broker acknowledged all of them (offsets come after).
+    A delivery that failed raises: the batch is then not acknowledged, and is processed again."""
+    failed_before = producer.failed
     for partition, key, value in out.snapshots:
-        producer.produce(SNAPSHOTS_TOPIC, value, key, partition=partition)
+        producer.send(SNAPSHOTS_TOPIC, key, value, partition=partition)
     for partition, key, value in out.alerts:
-        producer.produce(ALERTS_TOPIC, value, key, partition=partition)
+        producer.send(ALERTS_TOPIC, key, value, partition=partition)
     for key, value in out.rejects:
-        producer.produce(INVALID_TOPIC, value, key)
+        producer.send(INVALID_TOPIC, key, value)
     for topic, partition, payload in out.controls:
         forwarded = orjson.dumps({**orjson.loads(payload), "from": topic})
         for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
-            producer.produce(target, forwarded, CONTROL_KEY, partition=partition,
-                             headers=[(CONTROL_HEADER, b"1")])
+            producer.send(target, CONTROL_KEY, forwarded, partition=partition,
+                          headers=[(CONTROL_HEADER, b"1")])
     for store_key, partition in processor.touched.items():
-        producer.produce(changelog, processor.store[store_key], store_key.encode(),
-                         partition=partition)
+        producer.send(changelog, store_key.encode(), processor.store[store_key], partition=partition)
     processor.touched.clear()
-    remaining = producer.flush(30)
-    if remaining:
-        raise RuntimeError(f"{remaining} worker outputs undelivered after 30 s; not committing")
+    producer.flush(30)  # raises when anything is still undelivered
+    if producer.failed > failed_before:
+        raise BrokerUnavailable(
+            f"{producer.failed - failed_before} worker outputs failed ({dict(producer.errors)}); "
+            "not acknowledging the batch")
 
 
 def report_clock(processor: CaseProcessor, metrics: WorkerMetrics) -> None:

@@ -42,7 +42,7 @@ def produce(bootstrap, events, raw_rows=()):
     for event in events:
         producer.send_event(event)
     for row in raw_rows:
-        producer._produce("events.grid", b"bad", row)  # noqa: SLF001 - a row no adapter would send
+        producer.send("events.grid", b"bad", row)  # a row no adapter would send
     producer.flush()
     del producer
 
