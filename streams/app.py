@@ -9,6 +9,7 @@ set explicitly from the case's own input partition.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -122,12 +123,21 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     def send(out: Output) -> None:
         send_output(producer, out, processor, changelog)
 
+    async def settled() -> None:
+        """Wait out a rebalance and the table recovery after it. Recovery writes the changelog's
+        values into the table: a batch processed meanwhile could have its state overwritten by
+        an older value, and its events acknowledged, i.e. lost from the case."""
+        while app.rebalancing or app.in_recovery:
+            await asyncio.sleep(0.05)
+        ensure_rebuilt()
+
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(  # type: ignore[attr-defined]
-                settings.worker_batch,
-                                              within=settings.worker_batch_seconds):
-            ensure_rebuilt()
+                settings.worker_batch, within=settings.worker_batch_seconds):
+            await settled()
+            # a batch taken before a rebalance may hold records of partitions now elsewhere:
+            # their new owner reads them again from the committed offset
             records = [
                 Record(
                     e.message.topic,
@@ -137,6 +147,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                     is_control(e.message.key, e.message.headers),
                 )
                 for e in batch
+                if (e.message.topic, e.message.partition) in known
             ]
             for e in batch:
                 positions[(e.message.topic, e.message.partition)] = e.message.offset + 1
@@ -155,6 +166,8 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
 
     @app.timer(0.5)
     async def tick() -> None:
+        if app.rebalancing or app.in_recovery:
+            return
         ensure_rebuilt()
         if mode is Mode.LIVE:
             out = processor.tick()
