@@ -71,7 +71,7 @@ class EventProducer:
             self.failed += 1
             self.errors[err.str()] += 1
 
-    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
+    def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> None:
         extra: dict[str, object] = {}
         if partition is not None:

@@ -37,6 +37,9 @@ def build_processor(settings: Settings, mode: Mode, store: CaseStore
     return processor, metrics
 
 
+CHANGELOG_END_KEY = b"\x00end"
+
+
 def send_output(producer: EventProducer, out: Output, processor: CaseProcessor,
                 changelog: str) -> None:
     """Snapshots, alerts, dead letters, forwarded control records and the case-state writes of
@@ -54,10 +57,19 @@ def send_output(producer: EventProducer, out: Output, processor: CaseProcessor,
         for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
             producer.send(target, CONTROL_KEY, forwarded, partition=partition,
                           headers=[(CONTROL_HEADER, b"1")])
+    written = set(processor.touched.values())
     for store_key, partition in processor.touched.items():
         producer.send(changelog, store_key.encode(), processor.store[store_key], partition=partition)
     processor.touched.clear()
     producer.flush(30)  # raises when anything is still undelivered
+    if written:
+        # Tansu (the embedded broker) reports a partition's end as the first offset of its last
+        # record batch + 1, so a reader that stops at that end - Faust's table recovery does -
+        # misses the rest of the last batch: state lost after a restart. A one-record batch
+        # after the writes (a tombstone of a key no case has) makes the reported end the true one.
+        for partition in written:
+            producer.send(changelog, CHANGELOG_END_KEY, None, partition=partition)
+        producer.flush(30)
     if producer.failed > failed_before:
         raise BrokerUnavailable(
             f"{producer.failed - failed_before} worker outputs failed ({dict(producer.errors)}); "
