@@ -89,9 +89,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             bar.update(task, description=stage, completed=rows, total=total, rate=rate,
                        rejects=rejects)
 
+        ensure_var_dir(settings.var_dir)  # big inputs are sorted in runs under it
         tally, failed = ingest_files(files, settings.bootstrap,
                                      settings.caller_hash_key.get_secret_value().encode(),
-                                     on_progress, settings.delivery_timeout_seconds)
+                                     on_progress, settings.delivery_timeout_seconds,
+                                     spill_dir=settings.var_dir)
     out.print(tally.line())
     if tally.reject_reasons:
         out.print("rejects by reason: " + ", ".join(

@@ -10,11 +10,12 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from producers.base import Adapter, ImportTally, Reject
+from producers.event_sort import DEFAULT_RUN_SIZE, EventSorter
 from producers.kafka import EventProducer
 from producers.metrics import IngestMetrics
 from producers.registry import adapter_for
 from schemas.errors import ConfigError
-from schemas.event import EncodedEvent, Event, event_time_order
+from schemas.event import EncodedEvent, Event
 
 # stage, records done, records in all (None while reading), rejects so far
 OnProgress = Callable[[str, int, int | None, int], None]
@@ -53,31 +54,36 @@ def read_input(path: Path) -> bytes:
 
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
                  on_progress: OnProgress, delivery_timeout: float = 30.0,
-                 metrics: IngestMetrics | None = None) -> tuple[ImportTally, int]:
-    """Returns the tally and the number of events Kafka did not acknowledge."""
+                 metrics: IngestMetrics | None = None, sort_run_size: int = DEFAULT_RUN_SIZE,
+                 spill_dir: Path | None = None) -> tuple[ImportTally, int]:
+    """Returns the tally and the number of events Kafka did not acknowledge. Each input's
+    events go out in event-time order (a snapshot row's are not in file order); more than
+    `sort_run_size` of them are sorted in runs on disk (under `spill_dir`)."""
     metrics = metrics or IngestMetrics(CollectorRegistry())
     tally = ImportTally()
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
     for format_name, path in files:
-        events: list[EncodedEvent] = []
         outcomes = {outcome: metrics.records.labels(format_name, outcome)
                     for outcome in ("rejected", "produced", "duplicate")}
-        for _, _, items in encoded_rows([(format_name, path)], caller_key):
-            rejects = [item for item in items if isinstance(item, Reject)]
-            for reject in rejects:
-                producer.send_reject(reject)
-                metrics.rejects.labels(format_name, reject.reason_code).inc()
-            new = tally.add(items, seen)
-            events.extend(new)
-            outcomes["rejected" if rejects else "produced" if new else "duplicate"].inc()
-            if tally.read % 5000 == 0:
-                on_progress(f"reading {path.name}", tally.read, None, tally.rejected)
-        # one input's events go out in event-time order (a snapshot row's are not in file order)
-        events.sort(key=event_time_order)
-        for index, event in enumerate(events, 1):
-            producer.send_encoded(event)
-            if index % 5000 == 0:
-                on_progress(f"sending {path.name}", index, len(events), tally.rejected)
-        on_progress(f"sent {path.name}", len(events), len(events), tally.rejected)
+        with EventSorter(sort_run_size, spill_dir) as sorter:
+            for _, _, items in encoded_rows([(format_name, path)], caller_key):
+                rejects = [item for item in items if isinstance(item, Reject)]
+                for reject in rejects:
+                    producer.send_reject(reject)
+                    metrics.rejects.labels(format_name, reject.reason_code).inc()
+                new = tally.add(items, seen)
+                for event in new:
+                    sorter.add(event)
+                outcomes["rejected" if rejects else "produced" if new else "duplicate"].inc()
+                if tally.read % 5000 == 0:
+                    on_progress(f"reading {path.name}", tally.read, None, tally.rejected)
+            if sorter.spilled_runs:
+                on_progress(f"merging {sorter.spilled_runs + 1} sorted runs of {path.name}",
+                            0, sorter.count, tally.rejected)
+            for index, event in enumerate(sorter.in_order(), 1):
+                producer.send_encoded(event)
+                if index % 5000 == 0:
+                    on_progress(f"sending {path.name}", index, sorter.count, tally.rejected)
+            on_progress(f"sent {path.name}", sorter.count, sorter.count, tally.rejected)
     return tally, producer.flush(delivery_timeout + 30)
