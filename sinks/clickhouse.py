@@ -55,7 +55,8 @@ class FlushResult:
 
 
 class ClickHouseSink:
-    """The sink contract: `add` rows (raw JSON lines) per table, `flush` them all."""
+    """The sink contract: `add` rows (raw JSON lines) per table, `take_pending` them as one
+    batch, `write` a batch (the runner writes on its own thread and commits after)."""
 
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
@@ -73,13 +74,6 @@ class ClickHouseSink:
     @property
     def pending(self) -> int:
         return sum(len(rows) for rows in self._pending.values())
-
-    def flush(self) -> FlushResult:
-        start = time.perf_counter()
-        written: dict[str, int] = {}
-        self.write(self._pending, written)
-        self._pending.clear()
-        return FlushResult(written, time.perf_counter() - start)
 
     def write(self, rows_by_table: dict[str, list[bytes]], written: dict[str, int]) -> None:
         """One insert per table not yet in `written`; records each table once ClickHouse took
