@@ -11,7 +11,6 @@ property test holds the two to the same bytes.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,7 +25,7 @@ from schemas.catalog import load_catalog
 from schemas.codes import AreaCodes, parse_area_code
 from schemas.enums import EventType, Satisfaction, Source, Urgency
 from schemas.errors import InvalidRecord
-from schemas.event import SCHEMA_VERSION, EncodedEvent, make_case_id
+from schemas.event import SCHEMA_VERSION, EncodedEvent, make_case_id, make_event_id
 from streams.calendar import CHINA_TZ
 
 FORMAT = "12345"
@@ -46,7 +45,6 @@ SATISFACTIONS = {"满意": Satisfaction.SATISFIED, "基本满意": Satisfaction.
 _HOTLINE = Source.HOTLINE
 _SOURCE = _HOTLINE.value
 _CASE_PREFIX = make_case_id(Source.HOTLINE, FORMAT, "")
-_ID_PREFIX = f"{FORMAT}\x1f".encode()
 
 
 def safe_raw(row: dict[str, str]) -> str:
@@ -139,10 +137,9 @@ class RowEncoder:
         unit = cells[ix["承办单位编码"]].strip()
         if unit:
             tail["unit"] = unit
-        id_prefix = _ID_PREFIX + order.encode() + b"\x1f"
         events = []
         for kind, at in times:
-            event_id = hashlib.blake2b(id_prefix + kind.encode(), digest_size=12).hexdigest()
+            event_id = make_event_id(FORMAT, order, kind)
             fields = {"schema_version": SCHEMA_VERSION, "event_id": event_id, "case_id": case_id,
                       "source": _SOURCE, "system": FORMAT, "type": kind, "occurred_at": at, **tail}
             if kind == "created":

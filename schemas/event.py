@@ -17,8 +17,7 @@ SCHEMA_VERSION = 1
 
 def make_event_id(system: str, *native_ids: str) -> str:
     """Deterministic id from the source's own ids: re-importing the same record gives the same id."""
-    joined = "\x1f".join((system, *native_ids)).encode()
-    return hashlib.blake2b(joined, digest_size=12).hexdigest()
+    return hashlib.blake2b("\x1f".join((system,) + native_ids).encode(), digest_size=12).hexdigest()
 
 
 def make_case_id(source: Source | str, system: str, native_id: str) -> str:
