@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -14,6 +15,9 @@ from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
 from schemas.errors import ConfigError
 from schemas.event import Event
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 # piped output (CI logs, files) gets room for the report's tables instead of 80 columns
 out = Console(width=None if sys.stdout.isatty() else 140)
@@ -104,6 +108,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def write_report_page(client: Client, database: str, page: Path) -> None:
+    """The self-contained HTML report (charts for leaders) at `page`."""
+    from civicflow.html_report import build_html
+
+    try:
+        page.write_text(build_html(client, database), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {page}: {exc.strerror}") from exc
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.pipeline import replay
     from civicflow.report import print_report
@@ -114,10 +128,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
               f"({len(result.events) / result.seconds:,.0f} events/s end to end)")
     print_report(sink.client, settings.database, out)
-    from civicflow.html_report import build_html
-
     page = settings.var_dir / "report.html"
-    page.write_text(build_html(sink.client, settings.database), encoding="utf-8")
+    write_report_page(sink.client, settings.database, page)
     out.print(f"charts for leaders: {page.resolve()} (self-contained, opens offline)")
     return 0
 
@@ -298,11 +310,6 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     client = connect(settings.clickhouse_dsn())
     print_report(client, settings.database, out)
     if args.html is not None:
-        from civicflow.html_report import build_html
-
-        try:
-            args.html.write_text(build_html(client, settings.database), encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write {args.html}: {exc.strerror}") from exc
+        write_report_page(client, settings.database, args.html)
         out.print(f"wrote {args.html} (open it in any browser; it needs no network)")
     return 0
