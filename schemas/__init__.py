@@ -2,6 +2,7 @@
 
 from schemas.case import Alert, CaseSnapshot, alert_id
 from schemas.enums import (
+    AlertEnd,
     AlertLevel,
     CaseStatus,
     ClockKind,
@@ -25,6 +26,7 @@ from schemas.policy import Limit, SlaPolicy, load_policy
 __all__ = [
     "SCHEMA_VERSION",
     "Alert",
+    "AlertEnd",
     "AlertLevel",
     "CalendarUnknown",
     "CaseSnapshot",

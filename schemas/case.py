@@ -7,7 +7,7 @@ from datetime import datetime
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from schemas.enums import AlertLevel, CaseStatus, Milestone, Satisfaction, Source, Urgency
+from schemas.enums import AlertEnd, AlertLevel, CaseStatus, Milestone, Satisfaction, Source, Urgency
 
 
 class CaseSnapshot(BaseModel):
@@ -41,6 +41,16 @@ class CaseSnapshot(BaseModel):
     respond_late_seconds: int | None = None
     resolve_late_seconds: int | None = None
     feedback_late_seconds: int | None = None
+    # DESIGN §6a: who holds the case now (None: back with the dispatch centre), its returns and
+    # re-dispatches, whether it is suspended, and the paused time of the current resolve clock
+    # (seconds on that clock's own axis: working time for a working-day limit)
+    holder_unit: str | None = None
+    returned_count: int = 0
+    reassigned_count: int = 0
+    suspended: bool = False
+    paused_seconds: int = 0
+    # a due time was computed on the provisional calendar (a year without an official schedule)
+    provisional: bool = False
     version: int
 
     def to_json(self) -> bytes:
@@ -48,7 +58,13 @@ class CaseSnapshot(BaseModel):
 
 
 class Alert(BaseModel):
-    """One yellow / red / escalation alert; `alert_id` = case_id:milestone:cycle:level."""
+    """One yellow / red / escalation alert; `alert_id` = case_id:milestone:cycle:level.
+
+    `alerts.sla` carries three kinds of record for an alert: its firing (`retracted` false,
+    `ended_at` null), its end once the milestone is met, the case closed or cancelled, or the
+    clock restarted (`ended_at` and `end_reason` set), and its retraction when a late event
+    proves it should never have fired (`retracted` true). `unit` is the unit that held the case
+    at `fires_at` (DESIGN §6a)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,6 +82,11 @@ class Alert(BaseModel):
     fires_at: datetime
     emitted_at: datetime
     retracted: bool = False
+    # fires_at / due_at computed on the provisional calendar (a year without an official schedule)
+    provisional: bool = False
+    # set on the record that ends an active alert: when and why it stopped being active
+    ended_at: datetime | None = None
+    end_reason: AlertEnd | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

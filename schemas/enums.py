@@ -18,6 +18,10 @@ class EventType(StrEnum):
     SUPERVISED = "supervised"
     CANCELLED = "cancelled"
     CLOSED = "closed"
+    RETURNED = "returned"  # 退单: the holding unit hands the case back to the dispatch centre
+    REASSIGNED = "reassigned"  # 改派: the centre dispatches it to another unit
+    SUSPENDED = "suspended"  # 挂起: clocks pause
+    RESUMED = "resumed"  # 解挂: clocks run again
 
 
 class Urgency(StrEnum):
@@ -55,6 +59,17 @@ class CaseStatus(StrEnum):
     REOPENED = "reopened"
     CLOSED = "closed"
     CANCELLED = "cancelled"
+    RETURNED = "returned"  # back with the dispatch centre, no unit holds it
+    SUSPENDED = "suspended"
+
+
+class AlertEnd(StrEnum):
+    """Why an alert stopped being active (it stays in the record of what fired)."""
+
+    MET = "met"  # the milestone was met
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    RESTARTED = "restarted"  # its clock was superseded: a reopen (resolve, feedback) or a re-dispatch (respond)
 
 
 class ClockKind(StrEnum):

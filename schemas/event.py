@@ -48,6 +48,8 @@ class Event(BaseModel):
     due_at: AwareDatetime | None = None
     # reopen count a snapshot source reports without reopen times (12345 `重办次数`)
     reopen_count: int | None = Field(default=None, ge=0, le=1000)
+    # on `returned` and `suspended`: the unit's stated reason, phone and ID numbers masked
+    reason: str | None = Field(default=None, max_length=500)
 
     def to_json(self) -> bytes:
         return self.__pydantic_serializer__.to_json(self, exclude_none=True)

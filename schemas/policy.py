@@ -18,6 +18,12 @@ _MILESTONE_KEYS = {m.value for m in Milestone}
 
 _MICROS_PER_SECOND = 1_000_000
 _MICROS_PER_DAY = 86_400 * _MICROS_PER_SECOND
+# sane bounds: a limit of at most a year, alerts at most 10x it; instants then stay within the
+# calendar the worker knows (a limit of 99999999999wd once hung the worker)
+MAX_WORKING_DAYS = 365
+MAX_HOURS = 365 * 24
+MAX_ALERT_FRACTION = 10
+DEFAULT_REASSIGN_RESTARTS = frozenset({Milestone.RESPOND})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,11 @@ class Limit:
         value, unit = Fraction(match.group(1)), match.group(2)
         if value <= 0:
             raise ConfigError(f"policy key {where} = {text!r}: a limit must be positive")
+        hours = value if unit == "h" else value / 60 if unit == "m" else None
+        if (unit == "wd" and value > MAX_WORKING_DAYS) or (hours is not None and hours > MAX_HOURS):
+            raise ConfigError(
+                f"policy key {where} = {text!r}: a limit may be at most {MAX_WORKING_DAYS}wd "
+                f"or {MAX_HOURS}h (a year)")
         if unit == "wd":
             return cls(ClockKind.WORKING_DAYS, value)
         return cls(ClockKind.HOURS, value * (3600 if unit == "h" else 60))
@@ -73,6 +84,10 @@ class SlaPolicy:
     by_source: dict[tuple[str, str], MilestoneLimits]  # (source, urgency|"any")
     by_system: dict[str, MilestoneLimits]
     name: str = "default"
+    # DESIGN §6a: milestones whose clock a re-dispatch (改派) restarts for the new holder
+    reassign_restarts: frozenset[Milestone] = DEFAULT_REASSIGN_RESTARTS
+    # a suspension (挂起) ends by itself after this long, counted from its start like a limit
+    max_suspension: Limit = field(default_factory=lambda: Limit(ClockKind.WORKING_DAYS, Fraction(15)))
 
     def limits_for(self, source: Source | str, system: str, urgency: Urgency | str) -> MilestoneLimits:
         if system in self.by_system:
@@ -105,8 +120,9 @@ def parse_policy(data: dict[str, object], name: str = "policy") -> SlaPolicy:
         if level.value not in alerts:
             raise ConfigError(f"policy key alerts.{level.value} is missing")
         raw = alerts[level.value]
-        if not isinstance(raw, int | float) or raw <= 0:
-            raise ConfigError(f"policy key alerts.{level.value} = {raw!r}: must be a positive number")
+        if not isinstance(raw, int | float) or isinstance(raw, bool) or not 0 < raw <= MAX_ALERT_FRACTION:
+            raise ConfigError(f"policy key alerts.{level.value} = {raw!r}: must be a number above 0 "
+                              f"and at most {MAX_ALERT_FRACTION}")
         fractions[level] = Fraction(str(raw))
     extra = set(alerts) - {lvl.value for lvl in AlertLevel}
     if extra:
@@ -119,8 +135,10 @@ def parse_policy(data: dict[str, object], name: str = "policy") -> SlaPolicy:
     by_system: dict[str, MilestoneLimits] = {}
     sources = {s.value for s in Source}
     urgencies = {u.value for u in Urgency} | {"any"}
+    restarts = _parse_restarts(data.get("reassign_restarts", ["respond"]))
+    max_suspension = Limit.parse(data.get("max_suspension", "15wd"), "max_suspension")  # type: ignore[arg-type]
     for key, value in data.items():
-        if key == "alerts":
+        if key in ("alerts", "reassign_restarts", "max_suspension"):
             continue
         if key == "systems":
             if not isinstance(value, dict):
@@ -130,7 +148,8 @@ def parse_policy(data: dict[str, object], name: str = "policy") -> SlaPolicy:
             continue
         if key not in sources:
             raise ConfigError(
-                f"policy key [{key}] is unknown: use alerts, systems, grid, hotline or property"
+                f"policy key [{key}] is unknown: use alerts, systems, grid, hotline, property, "
+                "reassign_restarts or max_suspension"
             )
         if not isinstance(value, dict):
             raise ConfigError(f"policy key [{key}] must hold tables per urgency")
@@ -140,7 +159,16 @@ def parse_policy(data: dict[str, object], name: str = "policy") -> SlaPolicy:
                     f"policy key {key}.{urgency} is unknown: use urgent, normal, complex or any"
                 )
             by_source[(key, urgency)] = _parse_limits(table, f"{key}.{urgency}")
-    return SlaPolicy(fractions, by_source, by_system, name)
+    return SlaPolicy(fractions, by_source, by_system, name, restarts, max_suspension)
+
+
+def _parse_restarts(value: object) -> frozenset[Milestone]:
+    allowed = {Milestone.RESPOND.value, Milestone.RESOLVE.value}
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value):
+        raise ConfigError(
+            f"policy key reassign_restarts = {value!r}: a list of milestones a re-dispatch restarts, "
+            'from "respond" and "resolve" (default ["respond"])')
+    return frozenset(Milestone(v) for v in value)
 
 
 def load_policy(path: Path | None = None) -> SlaPolicy:
