@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -37,8 +36,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--var-dir", type=Path, help="where the embedded stack keeps its files")
     parser.add_argument("--partitions", type=int, help="partitions per topic")
     parser.add_argument("--policy", type=Path, help="SLA policy TOML (default: the packaged one)")
-    parser.add_argument("--engine", choices=["faust", "kafka"],
-                        help="worker engine: faust (default) or kafka (confluent-kafka alone, faster)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +112,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         key: getattr(args, attr)
         for key, attr in (("bootstrap", "bootstrap"), ("clickhouse", "clickhouse"),
                           ("var_dir", "var_dir"), ("partitions", "partitions"),
-                          ("policy", "policy"), ("worker_engine", "engine"), ("webhook_host", "host"),
+                          ("policy", "policy"), ("webhook_host", "host"),
                           ("webhook_port", "port"))
         if getattr(args, attr, None) is not None
     }
@@ -138,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Faust handles its worker's signals itself
-    engine = getattr(args, "engine", None) or os.environ.get("CIVICFLOW_WORKER_ENGINE")
-    if args.command != "worker" or engine == "kafka":
+    if args.command != "worker":
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -242,12 +242,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     if not settings.bootstrap:
         raise ConfigError("the worker needs --bootstrap or CIVICFLOW_BOOTSTRAP")
-    if settings.worker_engine == "kafka":
-        from streams.kafka_worker import run_kafka_worker
-
-        run_kafka_worker(settings, Mode(args.mode))
-    else:
-        run_worker(settings, Mode(args.mode))
+    run_worker(settings, Mode(args.mode))
     return 0
 
 

@@ -77,19 +77,8 @@ def broker_for(settings: Settings) -> Iterator[str]:
 
 @contextlib.contextmanager
 def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env.update({
-        "CIVICFLOW_BOOTSTRAP": bootstrap,
-        "CIVICFLOW_PARTITIONS": str(settings.partitions),
-        "CIVICFLOW_ALLOWED_LATENESS_SECONDS": str(settings.allowed_lateness_seconds),
-        "CIVICFLOW_WORKER_ENGINE": settings.worker_engine,
-    })
-    if settings.metrics_port:
-        env["CIVICFLOW_METRICS_PORT"] = str(settings.metrics_port)
-    if settings.policy:
-        env["CIVICFLOW_POLICY"] = str(Path(settings.policy).resolve())
-    if settings.holiday_file:
-        env["CIVICFLOW_HOLIDAY_FILE"] = str(Path(settings.holiday_file).resolve())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICFLOW_")}
+    env.update(settings.model_copy(update={"bootstrap": bootstrap}).as_env())
     log_path = settings.var_dir / "worker.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,12 +28,13 @@ class Settings(BaseSettings):
     property_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(default=8088, ge=1, le=65535)
-    # "faust" (the default) or "kafka": the same processor on confluent-kafka alone, for speed
-    worker_engine: Literal["faust", "kafka"] = "faust"
     worker_batch: int = Field(default=10_000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)
     worker_session_timeout: float = Field(default=10.0, gt=0)
+    # Faust standby replicas of the case table: a second worker keeps a warm copy, so failover
+    # does not wait for the changelog to be read again
+    worker_standby_replicas: int = Field(default=0, ge=0, le=3)
     clock_report_seconds: float = Field(default=5.0, gt=0)
     sink_batch_rows: int = Field(default=200_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
@@ -43,6 +44,25 @@ class Settings(BaseSettings):
     broker_start_timeout: float = 20.0
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def as_env(self) -> dict[str, str]:
+        """Every setting as the CIVICFLOW_* environment of a child process, so a worker or
+        sink started by the CLI gets exactly these settings (not a hand-picked few)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, dict):
+                text = json.dumps({k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                                   for k, v in value.items()})
+            elif isinstance(value, Path):
+                text = str(value.resolve())
+            else:
+                text = str(value)
+            env[f"CIVICFLOW_{name.upper()}"] = text
+        return env
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse:

@@ -6,6 +6,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -88,6 +89,23 @@ class SlaPolicy:
     reassign_restarts: frozenset[Milestone] = DEFAULT_REASSIGN_RESTARTS
     # a suspension (挂起) ends by itself after this long, counted from its start like a limit
     max_suspension: Limit = field(default_factory=lambda: Limit(ClockKind.WORKING_DAYS, Fraction(15)))
+
+    @cached_property
+    def fractions(self) -> tuple[Fraction, ...]:
+        """The alert fractions in level order (yellow .. escalation3)."""
+        return tuple(self.alert_fractions[level] for level in AlertLevel)
+
+    def fingerprint(self) -> str:
+        """Stable across processes: changes when any limit, fraction or rule changes."""
+        import hashlib
+
+        text = repr((sorted((str(k), str(v)) for k, v in self.alert_fractions.items()),
+                     sorted((k, sorted((str(m), repr(lim)) for m, lim in v.items()))
+                            for k, v in self.by_source.items()),
+                     sorted((k, sorted((str(m), repr(lim)) for m, lim in v.items()))
+                            for k, v in self.by_system.items()),
+                     sorted(str(m) for m in self.reassign_restarts), repr(self.max_suspension)))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def limits_for(self, source: Source | str, system: str, urgency: Urgency | str) -> MilestoneLimits:
         if system in self.by_system:

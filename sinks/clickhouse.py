@@ -22,6 +22,18 @@ TABLE_FOR_TOPIC: dict[str, str] = {
     ALERTS_TOPIC: "alerts",
     INVALID_TOPIC: "rejects",
 }
+_ENDED_ALERT = b'"end_reason":"'
+
+
+def table_for(topic: str, value: bytes) -> str:
+    """The table a record lands in: by topic, except that the end of an alert (alerts.sla
+    record with `end_reason` set) goes to `alert_ends` and leaves the alert's own row alone."""
+    table = TABLE_FOR_TOPIC[topic]
+    if table == "alerts" and _ENDED_ALERT in value:
+        return "alert_ends"
+    return table
+
+
 INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 1,

@@ -22,7 +22,14 @@ from prometheus_client import CollectorRegistry
 from producers.kafka import producer_config, readable
 from schemas.errors import SinkUnavailable
 from schemas.topics import INVALID_TOPIC, is_control
-from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, FlushResult, SinkDataError, with_retry
+from sinks.clickhouse import (
+    TABLE_FOR_TOPIC,
+    ClickHouseSink,
+    FlushResult,
+    SinkDataError,
+    table_for,
+    with_retry,
+)
 from sinks.metrics import SinkMetrics
 
 log = logging.getLogger("civicflow.sink")
@@ -128,7 +135,7 @@ class SinkRunner:
                             in_flight = self._hand_off(writer, in_flight)
                             last_flush = time.monotonic()
                             continue
-                        self.sink.add(TABLE_FOR_TOPIC[topic], value)
+                        self.sink.add(table_for(topic, value), value)
                     # caught up (a short read): close the batch after batch_seconds, for
                     # latency; behind (full reads): fill it up to batch_rows, for throughput
                     elapsed = time.monotonic() - last_flush

@@ -1,30 +1,54 @@
 """The Faust worker: a thin shell that feeds raw record batches to `CaseProcessor`.
 
-Outputs (snapshots, alerts, dead letters, forwarded control records) go through a
-confluent-kafka producer that is flushed before the batch is acknowledged, so offsets are
-committed only after everything the batch caused is on the broker (at-least-once; every
-output is idempotent downstream). Case state is a Faust table whose changelog partition is
-set explicitly from the case's own input partition.
+Outputs (snapshots, alerts, dead letters, forwarded control records) and the case-state writes
+go through a confluent-kafka producer that is flushed before the batch is acknowledged, so
+offsets are committed only after everything the batch caused is on the broker (at-least-once;
+every output is idempotent downstream). Case state is a Faust table whose changelog partition
+is the case's own input partition; the shell writes the changelog itself (Faust's own producer
+cannot keep up with one write per touched case) and Faust recovers the table from it.
+
+Nothing a record holds stops the worker: the processor turns a record it cannot handle into a
+dead letter. An error that is not about one record (the broker refusing outputs for good, a
+bug) ends the worker process with a non-zero exit, so a supervisor restarts it and the batch
+is processed again: never a live process with a dead agent.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+import traceback
 from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
+from prometheus_client import CollectorRegistry, start_http_server
 
 from civicflow.settings import Settings
 from producers.kafka import EventProducer
-from schemas.topics import EVENT_TOPICS, is_control
-from streams.processor import Mode, Output, Record
-from streams.worker_common import build_processor, report_clock, send_output
+from schemas.errors import BrokerUnavailable
+from schemas.policy import load_policy
+from schemas.topics import (
+    ALERTS_TOPIC,
+    CONTROL_HEADER,
+    CONTROL_KEY,
+    EVENT_TOPICS,
+    INVALID_TOPIC,
+    SNAPSHOTS_TOPIC,
+    is_control,
+)
+from streams.calendar import WorkingDayCalendar
+from streams.metrics import WorkerMetrics
+from streams.processor import CaseProcessor, Mode, Output, Record
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
+CHANGELOG_END_KEY = b"\x00end"
+EXIT_WORKER_FAILED = 70
 
 
 class TableStore(MutableMapping[str, bytes]):
@@ -41,6 +65,9 @@ class TableStore(MutableMapping[str, bytes]):
     def __getitem__(self, key: str) -> bytes:
         return self._data[key.encode()]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key.encode(), default)
+
     def __setitem__(self, key: str, value: bytes) -> None:
         self._data[key.encode()] = value
 
@@ -55,6 +82,76 @@ class TableStore(MutableMapping[str, bytes]):
         return len(self._data)
 
 
+class OutputSender:
+    """Puts one call's outputs and state writes on the broker, and returns only once the broker
+    acknowledged all of them. A delivery that failed raises: the batch is then not acknowledged."""
+
+    def __init__(self, producer: EventProducer, changelog: str) -> None:
+        self.producer = producer
+        self.changelog = changelog
+
+    def send(self, out: Output) -> None:
+        producer = self.producer
+        failed_before = producer.failed
+        for partition, key, value in out.snapshots:
+            producer.send(SNAPSHOTS_TOPIC, key, value, partition=partition)
+        for partition, key, value in out.alerts:
+            producer.send(ALERTS_TOPIC, key, value, partition=partition)
+        for key, value in out.rejects:
+            producer.send(INVALID_TOPIC, key, value)
+        for topic, partition, payload in out.controls:
+            forwarded = orjson.dumps({**orjson.loads(payload), "from": topic})
+            for target in (SNAPSHOTS_TOPIC, ALERTS_TOPIC):
+                producer.send(target, CONTROL_KEY, forwarded, partition=partition,
+                              headers=[(CONTROL_HEADER, b"1")])
+        written = set()
+        for partition, key, value in out.state_writes:
+            producer.send(self.changelog, key, value, partition=partition)
+            written.add(partition)
+        producer.flush(30)  # raises when anything is still undelivered
+        if written:
+            # Tansu (the embedded broker) reports a partition's end as the first offset of its
+            # last record batch + 1, so a reader that stops at that end - Faust's table recovery
+            # does - misses the rest of the last batch: state lost after a restart. A one-record
+            # batch after the writes (a tombstone of a key no case has) makes the end the true one.
+            for partition in written:
+                producer.send(self.changelog, CHANGELOG_END_KEY, None, partition=partition)
+            producer.flush(30)
+        if producer.failed > failed_before:
+            raise BrokerUnavailable(
+                f"{producer.failed - failed_before} worker outputs failed ({dict(producer.errors)}); "
+                "not acknowledging the batch")
+
+
+def build_processor(settings: Settings, mode: Mode, store: MutableMapping[str, bytes]
+                    ) -> tuple[CaseProcessor, WorkerMetrics]:
+    """The case processor with its metrics (served on the metrics port when one is set)."""
+    registry = CollectorRegistry()
+    calendar = WorkingDayCalendar.from_override_file(settings.holiday_file)
+    metrics = WorkerMetrics(registry, calendar=calendar)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    processor = CaseProcessor(
+        load_policy(settings.policy),
+        calendar,
+        store,
+        mode=mode,
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+        wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
+        observer=metrics,
+    )
+    return processor, metrics
+
+
+def fail(reason: str) -> None:
+    """End the worker process: a supervisor (or `civicflow replay`) sees the exit code."""
+    log.critical("the worker stops: %s", reason)
+    sys.stderr.write(f"civicflow worker: {reason}\n")
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(EXIT_WORKER_FAILED)
+
+
 def build_app(settings: Settings, mode: Mode) -> faust.App:
     bootstrap = settings.bootstrap
     assert bootstrap, "the worker needs a broker"
@@ -62,6 +159,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         APP_ID,
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=str((settings.var_dir / "faust").resolve()),
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -80,12 +178,15 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         # big batches: state is written once per case per batch, so fewer batches, less work
         stream_buffer_maxsize=65_536,
         broker_max_poll_records=20_000,
+        table_standby_replicas=settings.worker_standby_replicas,
     )
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     table = app.Table("cases", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     processor, metrics = build_processor(settings, mode, TableStore(table))
     positions: dict[tuple[str, int], int] = {}
+    sender = OutputSender(EventProducer(bootstrap), table.changelog_topic.get_topic_name())
+    known: set[tuple[str, int]] = set()
 
     def report_lag() -> None:
         lag: dict[str, int] = dict.fromkeys(EVENT_TOPICS.values(), 0)
@@ -97,8 +198,11 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 lag[tp.topic] += max(0, highwater - positions.get((tp.topic, tp.partition), 0))
         for topic, value in lag.items():
             metrics.lag.labels(topic).set(value)
-    producer = EventProducer(bootstrap)
-    known: set[tuple[str, int]] = set()
+
+    def report_clock() -> None:
+        clock = processor.clock()
+        if clock is not None:
+            metrics.clock.set(clock.timestamp())
 
     def ensure_rebuilt() -> None:
         if app.in_recovery:
@@ -109,47 +213,40 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             if tp.topic in EVENT_TOPICS.values()
         }
         if assigned != known:
-            count = processor.rebuild(assigned)
+            started = time.monotonic()
+            count, out = processor.rebuild(assigned)
+            sender.send(out)
             known.clear()
             known.update(assigned)
-            processor.touched.clear()
-            log.info("deadline heaps rebuilt: %d cases on %d partitions", count, len(assigned))
-
-    # case state goes to the table's changelog through the same fast producer (Faust's own
-    # producer cannot keep up with one write per touched case); Faust recovers from it
-    changelog = table.changelog_topic.get_topic_name()
-
-    def send(out: Output) -> None:
-        send_output(producer, out, processor, changelog)
+            log.info("deadline heaps rebuilt: %d cases on %d partitions in %.1fs", count,
+                     len(assigned), time.monotonic() - started)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(  # type: ignore[attr-defined]
-                settings.worker_batch, within=settings.worker_batch_seconds):
-            # not waiting here for a rebalance to end: that stalled a restarted worker in CI
-            ensure_rebuilt()
-            records = [
-                Record(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.key,
-                    e.message.value,
-                    is_control(e.message.key, e.message.headers),
-                )
-                for e in batch
-            ]
-            for e in batch:
-                positions[(e.message.topic, e.message.partition)] = e.message.offset + 1
-            started = time.perf_counter()
-            out = processor.process(records)
-            processed = time.perf_counter()
-            send(out)
-            metrics.batch_seconds.observe(time.perf_counter() - started)
-            report_clock(processor, metrics)
-            metrics.batch_records.observe(len(records))
-            report_lag()
-            log.info("batch %d records: process %.3fs, send %.3fs", len(records),
-                     processed - started, time.perf_counter() - processed)
+        try:
+            async for batch in stream.take_events(  # type: ignore[attr-defined]
+                    settings.worker_batch, within=settings.worker_batch_seconds):
+                # not waiting here for a rebalance to end: that stalled a restarted worker in CI
+                ensure_rebuilt()
+                records = []
+                for e in batch:
+                    message = e.message
+                    records.append(Record(message.topic, message.partition, message.key,
+                                          message.value, is_control(message.key, message.headers)))
+                    positions[(message.topic, message.partition)] = message.offset + 1
+                started = time.perf_counter()
+                out = processor.process(records)
+                processed = time.perf_counter()
+                sender.send(out)
+                metrics.batch_seconds.observe(time.perf_counter() - started)
+                metrics.batch_records.observe(len(records))
+                report_clock()
+                report_lag()
+                log.info("batch %d records: process %.3fs, send %.3fs", len(records),
+                         processed - started, time.perf_counter() - processed)
+        except Exception as exc:  # noqa: BLE001 - anything here means the batch cannot complete
+            log.error("batch failed:\n%s", traceback.format_exc())
+            fail(f"{type(exc).__name__}: {exc}")
 
     last_clock_report = [0.0]
 
@@ -157,16 +254,20 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     async def tick() -> None:
         if app.rebalancing or app.in_recovery:
             return
-        ensure_rebuilt()
-        if mode is Mode.LIVE:
-            out = processor.tick()
-            now = time.monotonic()
-            if now - last_clock_report[0] >= settings.clock_report_seconds:
-                out.controls.extend(processor.clock_markers())
-                last_clock_report[0] = now
-            send(out)
-            report_clock(processor, metrics)
-        report_lag()
+        try:
+            ensure_rebuilt()
+            if mode is Mode.LIVE:
+                out = processor.tick()
+                now = time.monotonic()
+                if now - last_clock_report[0] >= settings.clock_report_seconds:
+                    out.controls.extend(processor.clock_markers())
+                    last_clock_report[0] = now
+                sender.send(out)
+                report_clock()
+            report_lag()
+        except Exception as exc:  # noqa: BLE001 - as in the agent
+            log.error("tick failed:\n%s", traceback.format_exc())
+            fail(f"{type(exc).__name__}: {exc}")
 
     return app
 

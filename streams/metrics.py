@@ -4,17 +4,15 @@ type, district, urgency, milestone, level, topic, reason code — never a case, 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from schemas.case import Alert
 from schemas.enums import Milestone
-from streams.cases import CaseState
+from streams.calendar import WorkingDayCalendar, day_start_us
 from streams.live_metrics import CaseIndex
-from streams.processor import Observer
+from streams.processor import BatchStats, CaseFacts, Observer
 
 # minutes to weeks: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h, 1d, 2d, 3d, 5d, 7d, 14d, 30d
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 259200,
@@ -28,17 +26,22 @@ class CaseGauges(Collector):
         self.index = index
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        open_cases, overdue = self.index.open_and_overdue()
+        open_cases, overdue, suspended = self.index.open_overdue_suspended()
         g_open = GaugeMetricFamily("civicflow_cases_open", "Open cases (not closed or cancelled).",
                                    labels=["source", "district"])
         g_overdue = GaugeMetricFamily("civicflow_cases_overdue",
                                       "Open cases with a red or escalation alert on an unmet milestone.",
                                       labels=["source", "district"])
+        g_suspended = GaugeMetricFamily("civicflow_cases_suspended",
+                                        "Open cases suspended now (挂起: their clocks paused).",
+                                        labels=["source", "district"])
         for (source, district), count in sorted(open_cases.items()):
             g_open.add_metric([source, district], count)
             g_overdue.add_metric([source, district], overdue.get((source, district), 0))
+            g_suspended.add_metric([source, district], suspended.get((source, district), 0))
         yield g_open
         yield g_overdue
+        yield g_suspended
         response = GaugeMetricFamily("civicflow_response_rate_today_ratio",
                                      "响应率 of cases created today (Asia/Shanghai) per district.",
                                      labels=["district"])
@@ -55,8 +58,17 @@ class CaseGauges(Collector):
 
 
 class WorkerMetrics(Observer):
-    def __init__(self, registry: CollectorRegistry, index: CaseIndex | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry, index: CaseIndex | None = None,
+                 calendar: WorkingDayCalendar | None = None) -> None:
         self.index = index or CaseIndex()
+        self.calendar_horizon = Gauge(
+            "civicflow_calendar_official_until_timestamp_seconds",
+            "End (24:00, Asia/Shanghai) of the last day of the official working-day schedule; "
+            "instants past it are provisional until the next year's schedule is installed.",
+            registry=registry)
+        if calendar is not None:
+            end = calendar.official_until_index + 1
+            self.calendar_horizon.set(day_start_us(end) / 1e6)
         self.events = Counter("civicflow_worker_events_total", "Distinct events applied.",
                               ["source", "type"], registry=registry)
         self.rejects = Counter("civicflow_worker_events_rejected_total",
@@ -68,8 +80,10 @@ class WorkerMetrics(Observer):
         self.late_events = Counter("civicflow_worker_events_late_total",
                             "Events that arrived after the clock had passed them.", ["source"],
                             registry=registry)
-        self.alerts = Counter("civicflow_alerts_total", "Alerts emitted (retractions included).",
-                              ["source", "milestone", "level", "retracted"], registry=registry)
+        self.alerts = Counter("civicflow_alerts_total",
+                              "Alert records emitted: kind fire (an alert fired), end (its milestone "
+                              "met, its case closed or cancelled, its clock restarted) or retract.",
+                              ["source", "milestone", "level", "kind"], registry=registry)
         self.response_time = Histogram("civicflow_response_time_seconds",
                                        "Time from the clock start to the response.",
                                        ["source", "urgency"], buckets=DURATION_BUCKETS,
@@ -97,29 +111,24 @@ class WorkerMetrics(Observer):
                            registry=registry)
         registry.register(CaseGauges(self.index))
 
-    def event(self, source: str, kind: str) -> None:
-        self.events.labels(source, kind).inc()
+    def batch(self, stats: BatchStats) -> None:
+        for (source, kind), count in stats.events.items():
+            self.events.labels(source, kind).inc(count)
+        for source, count in stats.duplicates.items():
+            self.duplicates.labels(source).inc(count)
+        for source, count in stats.late.items():
+            self.late_events.labels(source).inc(count)
+        for reason, count in stats.rejects.items():
+            self.rejects.labels(reason).inc(count)
+        for (source, milestone, level, kind), count in stats.alerts.items():
+            self.alerts.labels(source, milestone, level, kind).inc(count)
+        for delay in stats.alert_delays:
+            self.alert_delay.observe(delay)
+        for source, urgency, milestone, seconds in stats.met:
+            if milestone is Milestone.RESPOND:
+                self.response_time.labels(source, urgency).observe(max(0.0, seconds))
+            elif milestone is Milestone.RESOLVE:
+                self.resolution_time.labels(source, urgency).observe(max(0.0, seconds))
 
-    def duplicate(self, source: str) -> None:
-        self.duplicates.labels(source).inc()
-
-    def late(self, source: str) -> None:
-        self.late_events.labels(source).inc()
-
-    def rejected(self, reason: str) -> None:
-        self.rejects.labels(reason).inc()
-
-    def alert(self, alert: Alert) -> None:
-        self.alerts.labels(alert.source.value, alert.milestone.value, alert.level.value,
-                           str(alert.retracted).lower()).inc()
-        if not alert.retracted:
-            self.alert_delay.observe(max(0.0, (alert.emitted_at - alert.fires_at).total_seconds()))
-
-    def milestone_met(self, source: str, urgency: str, milestone: Milestone, seconds: float) -> None:
-        if milestone is Milestone.RESPOND:
-            self.response_time.labels(source, urgency).observe(max(0.0, seconds))
-        elif milestone is Milestone.RESOLVE:
-            self.resolution_time.labels(source, urgency).observe(max(0.0, seconds))
-
-    def case(self, case_id: str, state: CaseState, clock: datetime) -> None:
-        self.index.update(case_id, state, clock)
+    def case(self, case_id: str, facts: CaseFacts | None) -> None:
+        self.index.update(case_id, facts)

@@ -1,12 +1,19 @@
-"""The worker's logic without Kafka: records in, snapshots / alerts / control records out.
+"""The worker's logic without Kafka: records in; snapshots, alerts, dead letters, forwarded
+control records and case-state writes out.
 
 The Faust agent (streams/app.py) stays thin: it hands each batch of raw records to
-`CaseProcessor.process` and sends what comes back. State lives in a `CaseStore`
-(a Faust table in the worker, a dict in tests).
+`CaseProcessor.process` and sends what comes back (`Output`); it never reaches into the
+processor. State lives in a `CaseStore` (the local data of a Faust table in the worker, a dict
+in tests); `Output.state_writes` are what the shell must also put on the table's changelog.
 
-Clocks: in replay mode a partition's clock is its watermark (largest `occurred_at` seen
-minus the allowed lateness), and a final control record moves it to `--as-of`. In live mode
-the clock is the injected wall clock, advanced by `tick`.
+Clocks: in replay mode a partition's clock is its watermark (largest `occurred_at` seen minus
+the allowed lateness), and a control record moves it to `--as-of`. In live mode the clock is the
+injected wall clock, advanced by `tick`.
+
+Speed (DESIGN §9b): events are decoded once from their bytes into `Step`s (no pydantic model
+per event); a case's fold is kept in a working set and an event that arrives in order is
+applied to it (full re-reduction only when one does not); only the alert instants the clock has
+reached and the next one are computed; state is encoded once per case per batch.
 """
 
 from __future__ import annotations
@@ -16,23 +23,30 @@ import heapq
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 import orjson
 
-from schemas.case import Alert
-from schemas.enums import AlertLevel, EventType, Milestone
-from schemas.errors import InvalidRecord
-from schemas.event import Event
+from schemas.enums import AlertLevel, EventType, Milestone, Satisfaction, Source, Urgency
+from schemas.errors import CalendarUnknown, InvalidRecord
 from schemas.policy import SlaPolicy
-from streams.alerts import SentAlert, reconcile
-from streams.calendar import WorkingDayCalendar
-from streams.cases import CaseState, reduce_case, supersedes
+from streams.calendar import WorkingDayCalendar, from_us, to_us
+from streams.cases import ESCALATION_RANK, CaseFold, CaseState, distinct_steps, fold_steps
+from streams.snapshots import alert_json, snapshot_json
+from streams.steps import CaseAttrs, Step, parse_step
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TopicPartition = tuple[str, int]
+CaseStore = MutableMapping[str, bytes]
+CLOCK_PREFIX = "\x00clock:"
+STATE_VERSION = 3
+MAX_DEAD_LETTER_RAW = 4096
+_TYPES = list(EventType)
+_TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
+_SATISFACTIONS = list(Satisfaction)
+_SATISFACTION_INDEX = {s: i for i, s in enumerate(_SATISFACTIONS)}
+_MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
+          EventType.FEEDBACK: Milestone.FEEDBACK}
 
 
 class Mode(StrEnum):
@@ -51,115 +65,198 @@ class Record:
 
 @dataclass
 class Output:
+    """Everything one call caused, for the shell to send before it acknowledges the input."""
+
     snapshots: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # partition, key, value
     alerts: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     controls: list[tuple[str, int, bytes]] = field(default_factory=list)  # from topic, partition, payload
     rejects: list[tuple[bytes, bytes]] = field(default_factory=list)  # key, value
-    alert_models: list[Alert] = field(default_factory=list)
+    state_writes: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # partition, key, value
 
     def extend(self, other: Output) -> None:
         self.snapshots += other.snapshots
         self.alerts += other.alerts
         self.controls += other.controls
         self.rejects += other.rejects
-        self.alert_models += other.alert_models
+        self.state_writes += other.state_writes
 
 
 @dataclass
-class CaseRecord:
-    """A case as the worker keeps it: its distinct events and the alerts it sent."""
+class BatchStats:
+    """What one call did, for the metrics (counted here, reported once per call)."""
 
-    tp: TopicPartition
-    events: dict[str, Event]
-    sent: dict[str, SentAlert]
-    # the reduction of `events`, kept while they do not change (not stored)
-    state: CaseState | None = field(default=None, compare=False, repr=False)
-    # events applied since the last evaluation that may meet a milestone (for the histograms)
-    fresh: list[Event] = field(default_factory=list, compare=False, repr=False)
-    # each event's JSON form, kept so that encoding a busy case does not dump it again
-    dumps: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # source, type
+    duplicates: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    rejects: Counter[str] = field(default_factory=Counter)
+    # source, milestone, level, kind
+    alerts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    alert_delays: list[float] = field(default_factory=list)
+    met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
 
-    def encode(self) -> bytes:
-        """Compact form (v2): fields every event shares are stored once, alert ids without the
-        case id. Roughly halves the state kept per case."""
-        dumped = []
-        for event_id, event in self.events.items():
-            row = self.dumps.get(event_id)
-            if row is None:
-                row = self.dumps[event_id] = event.model_dump(mode="json", exclude_none=True)
-            dumped.append(row)
-        common: dict[str, Any] = dict(dumped[0]) if dumped else {}
-        for row in dumped[1:]:
-            for key in [k for k, v in common.items() if row.get(k) != v]:
-                del common[key]
-        prefix = len(str(common.get("case_id", ""))) + 1
-        return orjson.dumps(
-            {
-                "v": 2,
-                "tp": list(self.tp),
-                "common": common,
-                "events": [{k: v for k, v in row.items() if k not in common} for row in dumped],
-                "sent": {
-                    aid[prefix:]: [s.due_at.isoformat(), s.fires_at.isoformat(), s.retracted]
-                    for aid, s in self.sent.items()
-                },
-            }
-        )
-
-    @classmethod
-    def decode(cls, raw: bytes) -> CaseRecord:
-        data = orjson.loads(raw)
-        tp = (data["tp"][0], int(data["tp"][1]))
-        if data.get("v") != 2:  # the first, verbose form: still readable after an upgrade
-            events = {e["event_id"]: Event.model_validate(e) for e in data["events"]}
-            sent = {
-                aid: SentAlert(Milestone(m), c, AlertLevel(lv), datetime.fromisoformat(d),
-                               datetime.fromisoformat(f), r)
-                for aid, (m, c, lv, d, f, r) in data["sent"].items()
-            }
-            return cls(tp, events, sent)
-        common = data["common"]
-        events = {}
-        dumps = {}
-        for row in data["events"]:
-            full = {**common, **row}
-            event = Event.model_validate(full)
-            events[event.event_id] = event
-            dumps[event.event_id] = full
-        case_id = next(iter(events.values())).case_id if events else ""
-        sent = {}
-        for suffix, (due, fires, retracted) in data["sent"].items():
-            milestone, cycle, level = suffix.split(":")
-            sent[f"{case_id}:{suffix}"] = SentAlert(
-                Milestone(milestone), int(cycle), AlertLevel(level), datetime.fromisoformat(due),
-                datetime.fromisoformat(fires), retracted)
-        return cls(tp, events, sent, dumps=dumps)
+    def __bool__(self) -> bool:
+        return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
+                    or self.met)
 
 
-CaseStore = MutableMapping[str, bytes]
-_MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
-          EventType.FEEDBACK: Milestone.FEEDBACK}
-CLOCK_PREFIX = "\x00clock:"
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """A case's contribution to the live gauges (bounded labels only)."""
 
-
-@dataclass
-class PartitionState:
-    clock: datetime = EPOCH
-    high_water: datetime = EPOCH
-    heap: list[tuple[datetime, str]] = field(default_factory=list)
-    scheduled: dict[str, datetime] = field(default_factory=dict)
+    source: str
+    district: str
+    urgency: str
+    created_us: int
+    open: bool
+    overdue: bool
+    respond_due: bool  # met, or due before the clock
+    respond_on_time: bool
+    resolve_due: bool
+    resolve_on_time: bool
+    suspended: bool
 
 
 class Observer:
     """What the processor reports as it works; the worker's metrics implement it."""
 
-    def event(self, source: str, kind: str) -> None: ...
-    def duplicate(self, source: str) -> None: ...
-    def late(self, source: str) -> None: ...
-    def rejected(self, reason: str) -> None: ...
-    def alert(self, alert: Alert) -> None: ...
-    def milestone_met(self, source: str, urgency: str, milestone: Milestone, seconds: float) -> None: ...
-    def case(self, case_id: str, state: CaseState, clock: datetime) -> None: ...
+    def batch(self, stats: BatchStats) -> None: ...
+    def case(self, case_id: str, facts: CaseFacts | None) -> None: ...
+
+
+@dataclass
+class PartitionState:
+    clock: int = 0
+    high_water: int = 0
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    scheduled: dict[str, int] = field(default_factory=dict)
+
+
+class CaseEntry:
+    """A case as the worker keeps it: its distinct events, the alerts it sent, and (not stored)
+    its fold and derived state while its events do not change."""
+
+    __slots__ = ("fold", "partition", "sent", "state", "steps", "upcoming")
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.steps: dict[str, Step] = {}
+        self.sent: dict[int, list] = {}  # alert code -> [fires_at, due_at, flags]
+        self.fold: CaseFold | None = None
+        self.state: CaseState | None = None
+        self.upcoming: int | None = None
+
+    def add(self, step: Step, replaced: Step | None) -> None:
+        """Take a new step (or one that supersedes `replaced`); keep the fold when the step
+        simply comes after everything folded so far."""
+        self.steps[step.event_id] = step
+        self.state = None
+        fold = self.fold
+        if fold is None or replaced is not None or fold.last_key is None:
+            self.fold = None
+            return
+        last = fold.last_key
+        if (step.at, step.order) <= (last[0], last[1]) or (
+                step.kind is EventType.CREATED and fold.origin.kind is not EventType.CREATED):
+            self.fold = None
+            return
+        fold.apply(step)
+
+    def derive(self, case_id: str, policy: SlaPolicy, calendar: WorkingDayCalendar) -> CaseState:
+        if self.state is None:
+            if self.fold is None:
+                self.fold = fold_steps(distinct_steps(self.steps.values()), policy, calendar)
+            self.state = CaseState(case_id, self.fold)
+        return self.state
+
+    # ---- the stored form (v3): compact JSON lists, times relative to the first event --------
+
+    def encode(self) -> bytes:
+        steps = list(self.steps.values())
+        base = min(s.at for s in steps)
+        attrs_list: list[CaseAttrs] = []
+        attrs_index: dict[CaseAttrs, int] = {}
+        rows = []
+        for step in steps:
+            index = attrs_index.get(step.attrs)
+            if index is None:
+                index = attrs_index[step.attrs] = len(attrs_list)
+                attrs_list.append(step.attrs)
+            row = [_TYPE_INDEX[step.kind], step.at - base, step.event_id, index, step.unit,
+                   None if step.satisfaction is None else _SATISFACTION_INDEX[step.satisfaction],
+                   step.extension_days, step.reopen_count,
+                   None if step.due_at is None else step.due_at - base, step.reason]
+            while row[-1] is None:
+                row.pop()
+            if len(row) == 4 and index == 0:
+                row.pop()
+            rows.append(row)
+        return orjson.dumps([
+            STATE_VERSION, self.partition, self.upcoming or 0, base,
+            [[a.source.value, a.system, a.district, a.street, a.community, a.grid, a.category,
+              a.urgency.value, a.caller_hash] for a in attrs_list],
+            rows,
+            [[code, r[0] - base, r[1] - base, r[2]] for code, r in self.sent.items()],
+        ])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CaseEntry:
+        data = orjson.loads(raw)
+        if type(data) is dict:
+            return cls._decode_legacy(data)
+        if data[0] != STATE_VERSION:
+            raise ValueError(f"case state v{data[0]} is newer than this worker (v{STATE_VERSION})")
+        _, partition, upcoming, base, attrs_rows, rows, sent = data
+        entry = cls(partition)
+        entry.upcoming = upcoming or None
+        attrs = [CaseAttrs(Source(a[0]), a[1], a[2], a[3], a[4], a[5], a[6], Urgency(a[7]), a[8])
+                 for a in attrs_rows]
+        for row in rows:
+            row += [None] * (10 - len(row))
+            kind, at, event_id, index, unit, satisfaction, ext, reopen, due, reason = row
+            entry.steps[event_id] = Step(
+                event_id, _TYPES[kind], base + at, attrs[index or 0], unit,
+                None if satisfaction is None else _SATISFACTIONS[satisfaction], ext, reopen,
+                None if due is None else base + due, reason)
+        entry.sent = {code: [base + fires, base + due, flags] for code, fires, due, flags in sent}
+        return entry
+
+
+    @classmethod
+    def _decode_legacy(cls, data: dict) -> CaseEntry:
+        """The state earlier workers wrote (v1: whole events; v2: fields shared by the events
+        stored once, alert ids without the case id): still readable after an upgrade."""
+        from schemas.case import alert_id as make_alert_id
+        from schemas.event import Event
+        from streams.cases import LEVELS, MILESTONES, alert_code
+
+        entry = cls(int(data["tp"][1]))
+        common = data.get("common", {})
+        events = [Event.model_validate({**common, **row}) for row in data["events"]]
+        for event in events:
+            entry.steps[event.event_id] = Step.of(event)
+        case_id = events[0].case_id if events else ""
+        for key, value in data["sent"].items():
+            if data.get("v") == 2:
+                milestone, cycle, level = key.split(":")
+                due, fires, retracted = value
+            else:
+                milestone, cycle, level, due, fires, retracted = value
+                assert key == make_alert_id(case_id, Milestone(milestone), int(cycle),
+                                            AlertLevel(level))
+            code = alert_code(MILESTONES.index(Milestone(milestone)), int(cycle),
+                              LEVELS.index(AlertLevel(level)))
+            entry.sent[code] = [to_us(datetime.fromisoformat(fires)),
+                                to_us(datetime.fromisoformat(due)), 1 if retracted else 0]
+        return entry
+
+
+def peek_upcoming(raw: bytes) -> tuple[TopicPartition, int | None, bool]:
+    """(topic partition, next instant, whether the state is in an earlier form) of a stored case,
+    for rebuilding the deadline heaps."""
+    data = orjson.loads(raw)
+    if type(data) is dict:
+        return (str(data["tp"][0]), int(data["tp"][1])), None, True
+    return (f"events.{data[4][0][0]}", data[1]), data[2] or None, False
 
 
 class CaseProcessor:
@@ -172,126 +269,60 @@ class CaseProcessor:
         mode: Mode = Mode.REPLAY,
         allowed_lateness: timedelta = timedelta(minutes=10),
         wall_clock: Callable[[], datetime] | None = None,
-        working_set: int = 50_000,
+        working_set: int = 100_000,
         observer: Observer | None = None,
     ) -> None:
         self.policy = policy
         self.calendar = calendar
         self.store = store
         self.mode = mode
-        self.lateness = allowed_lateness
+        self.lateness = allowed_lateness // timedelta(microseconds=1)
         self.wall_clock = wall_clock
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.counts: Counter[str] = Counter()
         self.observer = observer or Observer()
-        # store keys written since the caller last drained this, with their partition
-        self.touched: dict[str, int] = {}
-        # decoded cases recently used, with their reductions: timers and the next batch of a
-        # busy case need neither a decode nor a new reduction (the store stays the truth)
+        # decoded cases recently used, with their folds: timers and the next batch of a busy case
+        # need neither a decode nor a new reduction (the store stays the truth)
         self.working_set = working_set
-        self._working: OrderedDict[str, CaseRecord] = OrderedDict()
+        self._working: OrderedDict[str, CaseEntry] = OrderedDict()
+        self._attrs: dict[CaseAttrs, CaseAttrs] = {}
+        # what re-evaluates stored cases when it changes: the policy and the official calendar
+        self.fingerprint = f"{calendar.fingerprint}:{policy.fingerprint()}"
+        self._stats = BatchStats()
 
-    # ---- partition lifecycle -------------------------------------------------------------
-
-    def partition(self, tp: TopicPartition) -> PartitionState:
-        state = self.partitions.get(tp)
-        if state is None:
-            state = self.partitions[tp] = PartitionState()
-            raw = self.store.get(f"{CLOCK_PREFIX}{tp[0]}:{tp[1]}")
-            if raw is not None:
-                saved = orjson.loads(raw)
-                state.clock = datetime.fromisoformat(saved["clock"])
-                state.high_water = datetime.fromisoformat(saved["high_water"])
-        return state
-
-    def rebuild(self, assigned: set[TopicPartition]) -> int:
-        """After (re)assignment: rebuild the deadline heaps of the assigned partitions from the
-        store. Alerts already sent are remembered in the store, so none fires twice."""
-        for tp in list(self.partitions):
-            if tp not in assigned:
-                del self.partitions[tp]
-        # recovery may have rewritten the store under us: the decoded working set is stale
-        self._working.clear()
-        count = 0
-        for key, raw in list(self.store.items()):
-            if key.startswith(CLOCK_PREFIX):
-                continue
-            record = CaseRecord.decode(raw)
-            if record.tp not in assigned:
-                continue
-            state = self.partition(record.tp)
-            case = reduce_case(record.events.values(), self.policy, self.calendar)
-            self._schedule(state, key, case)
-            count += 1
-        return count
-
-    # ---- processing ----------------------------------------------------------------------
+    # ---- the closed interface ----------------------------------------------------------------
 
     def process(self, records: list[Record]) -> Output:
+        """One batch of records from the event topics, in partition order."""
         out = Output()
-        dirty: dict[str, CaseRecord] = {}
-        # per partition, the clock after each record: alerts carry the first clock >= their instant
-        progress: dict[TopicPartition, list[datetime]] = {}
+        dirty: dict[str, CaseEntry] = {}
+        # per partition, the clock after each record: an alert carries the first clock that
+        # reached its instant, whatever the batching
+        progress: dict[TopicPartition, list[int]] = {}
         for record in records:
             tp = (record.topic, record.partition)
-            part = self.partition(tp)
-            steps = progress.setdefault(tp, [part.clock])
+            part = self._partition(tp)
+            steps = progress.get(tp)
+            if steps is None:
+                steps = progress[tp] = [part.clock]
             if record.control:
                 self._flush(dirty, progress, out)
-                payload = orjson.loads(record.value)
-                if self.mode is Mode.REPLAY and payload.get("clock"):
-                    part.clock = max(part.clock, datetime.fromisoformat(payload["clock"]))
-                    steps.append(part.clock)
-                self._fire_due(tp, part, steps, out)
-                self._save_clock(tp, part)
-                out.controls.append((record.topic, record.partition, record.value))
+                self._control(tp, part, record, out)
                 progress.clear()
                 continue
             try:
-                event = Event.from_json(record.value)
+                case_id, step = parse_step(record.value, self._attrs)
+                self._apply(case_id, step, record.partition, tp, part, dirty, steps, out)
             except InvalidRecord as exc:
-                self.counts["rejected"] += 1
-                self.observer.rejected("not_canonical_event")
-                out.rejects.append((b"worker", orjson.dumps(
-                    {"topic": record.topic, "partition": record.partition,
-                     "reason": exc.reason, "raw": record.value.decode("utf-8", "replace")})))
-                continue
-            case = dirty.get(event.case_id)
-            if case is None:
-                case = self._load(event.case_id) or CaseRecord(tp, {}, {})
-                dirty[event.case_id] = case
-            kept = case.events.get(event.event_id)
-            if kept is not None and not supersedes(event, kept):
-                self.counts["duplicate"] += 1
-                self.observer.duplicate(event.source.value)
-                continue
-            self.counts["processed"] += 1
-            self.observer.event(event.source.value, event.type.value)
-            if event.type in _MEETS:
-                case.fresh.append(event)
-            if event.occurred_at > part.high_water:
-                part.high_water = event.occurred_at
-            late = event.occurred_at < part.clock - (
-                self.lateness if self.mode is Mode.LIVE else timedelta(0))
-            if late and case.sent and self.mode is Mode.REPLAY:
-                # a late event may prove sent alerts wrong: settle the case as of before it
-                self._evaluate(event.case_id, case, part.clock, steps, part, out)
-            case.events[event.event_id] = event
-            case.dumps.pop(event.event_id, None)  # a superseding event replaces its JSON form too
-            case.state = None
-            if late:
-                self.counts["late"] += 1
-                self.observer.late(event.source.value)
-                self._evaluate(event.case_id, case, part.clock, [part.clock], part, out)
-            if self.mode is Mode.REPLAY:
-                watermark = part.high_water - self.lateness
-                if watermark > part.clock:
-                    part.clock = watermark
-                    steps.append(watermark)
+                self._reject(record, exc.reason, out)
+            except Exception as exc:  # noqa: BLE001 - one record must never stop the worker
+                self.counts["failed"] += 1
+                self._reject(record, f"internal: the worker could not apply this event "
+                                     f"({type(exc).__name__}: {exc}); it was set aside", out)
         self._flush(dirty, progress, out)
-        for tp, part in self.partitions.items():
-            if tp in progress:
-                self._save_clock(tp, part)
+        for tp in progress:
+            self._save_clock(tp, self.partitions[tp], out)
+        self._report()
         return out
 
     def tick(self, now: datetime | None = None) -> Output:
@@ -300,125 +331,316 @@ class CaseProcessor:
         current = now or (self.wall_clock() if self.wall_clock else None)
         if current is None:
             return out
+        at = to_us(current)
         for tp, part in self.partitions.items():
-            if current > part.clock:
-                part.clock = current
-                self._fire_due(tp, part, [current], out)
+            if at > part.clock:
+                part.clock = at
+                self._fire_due(tp, part, [at], out)
+        self._report()
         return out
+
+    def rebuild(self, assigned: set[TopicPartition]) -> tuple[int, Output]:
+        """After (re)assignment: rebuild the deadline heaps of the assigned partitions from the
+        store (alerts already sent are remembered there, so none fires twice). Where the policy
+        or the official calendar changed since a partition's state was written, its cases are
+        re-evaluated: instants move, and alerts the new calendar proves wrong are retracted."""
+        out = Output()
+        for tp in list(self.partitions):
+            if tp not in assigned:
+                del self.partitions[tp]
+        # recovery may have rewritten the store under us: the decoded working set is stale
+        self._working.clear()
+        stale: set[TopicPartition] = set()
+        for tp in assigned:
+            self._partition(tp)
+            if self._stored_fingerprint(tp) not in (None, self.fingerprint):
+                stale.add(tp)
+        count = 0
+        for key in list(self.store):
+            if key.startswith(CLOCK_PREFIX):
+                continue
+            raw = self.store.get(key)
+            if raw is None:
+                continue
+            try:
+                tp, upcoming, legacy = peek_upcoming(raw)
+            except (ValueError, IndexError, TypeError, KeyError):
+                continue
+            if tp not in assigned:
+                continue
+            count += 1
+            part = self._partition(tp)
+            if tp in stale or legacy:
+                entry = self._load(key)
+                if entry is not None:
+                    self._evaluate(key, entry, part, [part.clock], out, save=True)
+            elif upcoming is not None:
+                self._schedule(part, key, upcoming)
+        for tp in assigned:
+            self._save_clock(tp, self._partition(tp), out)
+        self._report()
+        return count, out
 
     def clock_markers(self, run: str = "live") -> list[tuple[str, int, bytes]]:
         """Control records carrying each partition's clock, for the sink's pipeline clock."""
         return [
-            (tp[0], tp[1], orjson.dumps({"run": run, "clock": part.clock.isoformat()}))
+            (tp[0], tp[1], orjson.dumps({"run": run, "clock": from_us(part.clock).isoformat()}))
             for tp, part in self.partitions.items()
-            if part.clock > EPOCH
+            if part.clock > 0
         ]
 
-    # ---- internals -----------------------------------------------------------------------
+    def clock(self) -> datetime | None:
+        """The latest partition clock (for the clock gauge)."""
+        if not self.partitions:
+            return None
+        latest = max(p.clock for p in self.partitions.values())
+        return from_us(latest) if latest > 0 else None
 
-    def _flush(self, dirty: dict[str, CaseRecord], progress: dict[TopicPartition, list[datetime]],
+    def cases(self) -> Iterator[tuple[str, CaseState]]:
+        """Every stored case, reduced (tests and tools; not on the hot path)."""
+        for key, raw in list(self.store.items()):
+            if not key.startswith(CLOCK_PREFIX):
+                entry = CaseEntry.decode(raw)
+                yield key, entry.derive(key, self.policy, self.calendar)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _partition(self, tp: TopicPartition) -> PartitionState:
+        state = self.partitions.get(tp)
+        if state is None:
+            state = self.partitions[tp] = PartitionState()
+            raw = self.store.get(f"{CLOCK_PREFIX}{tp[0]}:{tp[1]}")
+            if raw is not None:
+                saved = orjson.loads(raw)
+                state.clock = saved["clock"]
+                state.high_water = saved["high_water"]
+        return state
+
+    def _stored_fingerprint(self, tp: TopicPartition) -> str | None:
+        raw = self.store.get(f"{CLOCK_PREFIX}{tp[0]}:{tp[1]}")
+        return None if raw is None else orjson.loads(raw).get("fingerprint")
+
+    def _control(self, tp: TopicPartition, part: PartitionState, record: Record, out: Output) -> None:
+        try:
+            payload = orjson.loads(record.value)
+            clock = payload.get("clock") if isinstance(payload, dict) else None
+            at = to_us(datetime.fromisoformat(clock)) if clock else None
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            self._reject(record, "control record: not a JSON object with an ISO 8601 clock", out)
+            return
+        steps = [part.clock]
+        if self.mode is Mode.REPLAY and at is not None and at > part.clock:
+            part.clock = at
+            steps.append(at)
+        self._fire_due(tp, part, steps, out)
+        self._save_clock(tp, part, out)
+        out.controls.append((record.topic, record.partition, record.value))
+
+    def _reject(self, record: Record, reason: str, out: Output) -> None:
+        from producers.privacy import mask_text
+
+        self.counts["rejected"] += 1
+        self._stats.rejects[reason.split(":", 1)[0][:40]] += 1
+        raw = record.value[:MAX_DEAD_LETTER_RAW].decode("utf-8", "replace")
+        out.rejects.append((b"worker", orjson.dumps({
+            "format": "canonical", "source": record.topic.removeprefix("events."),
+            "file": f"{record.topic}/{record.partition}", "line": 0, "reason": reason[:500],
+            "raw": mask_text(raw), "truncated": len(record.value) > MAX_DEAD_LETTER_RAW})))
+
+    def _apply(self, case_id: str, step: Step, partition: int, tp: TopicPartition,
+               part: PartitionState, dirty: dict[str, CaseEntry], steps: list[int],
                out: Output) -> None:
-        for case_id, case in dirty.items():
-            part = self.partition(case.tp)
-            steps = progress.get(case.tp, [part.clock])
-            self._evaluate(case_id, case, part.clock, steps, part, out, save=True)
+        entry = dirty.get(case_id)
+        if entry is None:
+            entry = self._load(case_id) or CaseEntry(partition)
+            dirty[case_id] = entry
+        source = step.attrs.source.value
+        kept = entry.steps.get(step.event_id)
+        if kept is not None and not step.supersedes(kept):
+            self.counts["duplicate"] += 1
+            self._stats.duplicates[source] += 1
+            return
+        self.counts["processed"] += 1
+        self._stats.events[(source, step.kind.value)] += 1
+        if step.at > part.high_water:
+            part.high_water = step.at
+        lateness = self.lateness if self.mode is Mode.LIVE else 0
+        late = step.at < part.clock - lateness
+        if late and entry.sent and self.mode is Mode.REPLAY:
+            # a late event may prove sent alerts wrong: settle the case as of before it
+            self._evaluate(case_id, entry, part, steps, out)
+        entry.add(step, kept)
+        if step.kind in _MEETS:
+            self._note_met(case_id, entry, step)
+        if late:
+            self.counts["late"] += 1
+            self._stats.late[source] += 1
+            self._evaluate(case_id, entry, part, [part.clock], out)
+        if self.mode is Mode.REPLAY:
+            watermark = part.high_water - self.lateness
+            if watermark > part.clock:
+                part.clock = watermark
+                steps.append(watermark)
+
+    def _note_met(self, case_id: str, entry: CaseEntry, step: Step) -> None:
+        """Response / resolution time when this step meets its milestone (for the histograms)."""
+        try:
+            state = entry.derive(case_id, self.policy, self.calendar)
+        except CalendarUnknown:
+            return
+        clock = state.current.get(_MEETS[step.kind])
+        if clock is not None and clock.met_us == step.at:
+            self._stats.met.append((state.source.value, state.urgency.value, clock.milestone,
+                                    (step.at - clock.start_us) / 1e6))
+
+    def _flush(self, dirty: dict[str, CaseEntry], progress: dict[TopicPartition, list[int]],
+               out: Output) -> None:
+        for case_id, entry in dirty.items():
+            tp = (_topic_of(entry), entry.partition)
+            part = self._partition(tp)
+            self._evaluate(case_id, entry, part, progress.get(tp, [part.clock]), out, save=True)
         dirty.clear()
         for tp, steps in progress.items():
-            self._fire_due(tp, self.partition(tp), steps, out)
+            self._fire_due(tp, self._partition(tp), steps, out)
             progress[tp] = [steps[-1]]
 
-    def _fire_due(self, tp: TopicPartition, part: PartitionState, steps: list[datetime],
+    def _fire_due(self, tp: TopicPartition, part: PartitionState, steps: list[int],
                   out: Output) -> None:
-        while part.heap and part.heap[0][0] <= part.clock:
-            at, case_id = heapq.heappop(part.heap)
+        heap = part.heap
+        while heap and heap[0][0] <= part.clock:
+            at, case_id = heapq.heappop(heap)
             if part.scheduled.get(case_id) != at:
                 continue  # stale entry: the case was rescheduled since
             del part.scheduled[case_id]
-            case = self._load(case_id)
-            if case is None:
-                continue
-            self._evaluate(case_id, case, part.clock, steps, part, out, save=True)
+            entry = self._load(case_id)
+            if entry is not None:
+                self._evaluate(case_id, entry, part, steps, out, save=True)
 
-    def _emitted_at(self, fires_at: datetime, steps: list[datetime]) -> datetime:
+    def _emitted_at(self, at: int, steps: list[int]) -> int:
         if self.mode is Mode.LIVE:
-            return self.wall_clock() if self.wall_clock else steps[-1]
-        index = bisect.bisect_left(steps, fires_at)
+            return to_us(self.wall_clock()) if self.wall_clock else steps[-1]
+        index = bisect.bisect_left(steps, at)
         return steps[index] if index < len(steps) else steps[-1]
 
-    def _evaluate(self, case_id: str, case: CaseRecord, clock: datetime, steps: list[datetime],
-                  part: PartitionState, out: Output, save: bool = False) -> CaseState:
-        if case.state is None:
-            case.state = reduce_case(case.events.values(), self.policy, self.calendar)
-        state = case.state
-        before = len(case.sent)
-        retracted_before = sum(s.retracted for s in case.sent.values())
-        alerts: list[Alert] = []
-        for alert in reconcile(state, case.sent, clock, clock):
-            # a retraction is sent now; a new alert when the clock first reached its instant
-            at = clock if alert.retracted else alert.fires_at
-            alerts.append(alert.model_copy(update={"emitted_at": self._emitted_at(at, steps)}))
-        changed = bool(alerts) or save
-        partition = case.tp[1]
+    def _evaluate(self, case_id: str, entry: CaseEntry, part: PartitionState, steps: list[int],
+                  out: Output, save: bool = False) -> None:
+        clock = part.clock
+        try:
+            state = entry.derive(case_id, self.policy, self.calendar)
+            changes, upcoming, escalation = state.evaluate(entry.sent, clock)
+        except Exception as exc:  # noqa: BLE001 - one case must never stop the worker
+            # cannot happen within the bounds events and policies are held to (CalendarUnknown
+            # included); if it does, the case is set aside with the reason, the batch goes on
+            self._stats.rejects["case_failed"] += 1
+            self.counts["case_failed"] += 1
+            out.rejects.append((b"worker", orjson.dumps({
+                "format": "canonical", "source": "worker", "file": case_id, "line": 0,
+                "reason": f"internal: case {case_id} could not be evaluated "
+                          f"({type(exc).__name__}: {exc})", "raw": ""})))
+            return
+        partition = entry.partition
         key = case_id.encode()
-        for alert in alerts:
-            self.counts[f"alert_{alert.level}"] += 1
-            out.alerts.append((partition, key, alert.to_json()))
-            out.alert_models.append(alert)
-            self.observer.alert(alert)
-        for event in case.fresh:
-            milestone = _MEETS[event.type]
-            mc = state.clock(milestone)
-            if mc is not None and mc.met_at == event.occurred_at:
-                self.observer.milestone_met(state.source.value, state.urgency.value, milestone,
-                                            (event.occurred_at - mc.start).total_seconds())
-        case.fresh.clear()
-        self.observer.case(case_id, state, clock)
-        if changed:
-            out.snapshots.append((partition, key, state.snapshot(clock).to_json()))
-        retracted_now = sum(s.retracted for s in case.sent.values())
-        if save or len(case.sent) != before or retracted_now != retracted_before:
-            self.store[case_id] = case.encode()
-            self.touched[case_id] = partition
-            self._remember(case_id, case)
-        self._schedule(part, case_id, state)
-        return state
+        for change in changes:
+            if change.kind == "fire":
+                at = change.fires_at
+            elif change.kind == "end":
+                at = change.ended_at or clock
+            else:
+                at = clock
+            emitted = self._emitted_at(at, steps)
+            out.alerts.append((partition, key, alert_json(state, change, emitted)))
+            self._stats.alerts[(state.source.value, change.milestone.value, change.level.value,
+                                change.kind)] += 1
+            if change.kind == "fire":
+                self._stats.alert_delays.append(max(0.0, (emitted - change.fires_at) / 1e6))
+        entry.upcoming = upcoming
+        if changes or save:
+            out.snapshots.append((partition, key, snapshot_json(state, clock, escalation)))
+            raw = entry.encode()
+            self.store[case_id] = raw
+            out.state_writes.append((partition, key, raw))
+            self._remember(case_id, entry)
+        self.observer.case(case_id, _facts(state, clock, escalation))
+        tp = (_topic_of(entry), partition)
+        if upcoming is None:
+            part.scheduled.pop(case_id, None)
+        else:
+            self._schedule(part if tp in self.partitions else self._partition(tp), case_id, upcoming)
 
-    def _load(self, case_id: str) -> CaseRecord | None:
-        case = self._working.get(case_id)
-        if case is not None:
+    def _load(self, case_id: str) -> CaseEntry | None:
+        entry = self._working.get(case_id)
+        if entry is not None:
             self._working.move_to_end(case_id)
-            return case
+            return entry
         raw = self.store.get(case_id)
         if raw is None:
             return None
-        case = CaseRecord.decode(raw)
-        self._remember(case_id, case)
-        return case
+        entry = CaseEntry.decode(raw)
+        self._remember(case_id, entry)
+        return entry
 
-    def _remember(self, case_id: str, case: CaseRecord) -> None:
-        self._working[case_id] = case
-        self._working.move_to_end(case_id)
-        while len(self._working) > self.working_set:
-            self._working.popitem(last=False)
+    def _remember(self, case_id: str, entry: CaseEntry) -> None:
+        working = self._working
+        working[case_id] = entry
+        working.move_to_end(case_id)
+        if len(working) > self.working_set:
+            working.popitem(last=False)
 
-    def _schedule(self, part: PartitionState, case_id: str, state: CaseState) -> None:
-        nxt = state.next_instant(part.clock)
-        if nxt is None:
-            part.scheduled.pop(case_id, None)
+    def _schedule(self, part: PartitionState, case_id: str, at: int) -> None:
+        if part.scheduled.get(case_id) == at:
             return
-        if part.scheduled.get(case_id) == nxt:
-            return
-        part.scheduled[case_id] = nxt
-        heapq.heappush(part.heap, (nxt, case_id))
+        part.scheduled[case_id] = at
+        heapq.heappush(part.heap, (at, case_id))
 
-    def _save_clock(self, tp: TopicPartition, part: PartitionState) -> None:
+    def _save_clock(self, tp: TopicPartition, part: PartitionState, out: Output) -> None:
         key = f"{CLOCK_PREFIX}{tp[0]}:{tp[1]}"
-        self.store[key] = orjson.dumps(
-            {"clock": part.clock.isoformat(), "high_water": part.high_water.isoformat()}
-        )
-        self.touched[key] = tp[1]
+        raw = orjson.dumps({"clock": part.clock, "high_water": part.high_water,
+                            "fingerprint": self.fingerprint})
+        self.store[key] = raw
+        out.state_writes.append((tp[1], key.encode(), raw))
 
-    def cases(self) -> Iterator[tuple[str, CaseRecord]]:
-        for key, raw in self.store.items():
-            if not key.startswith(CLOCK_PREFIX):
-                yield key, CaseRecord.decode(raw)
+    def _report(self) -> None:
+        if self._stats:
+            self.observer.batch(self._stats)
+            self._stats = BatchStats()
+
+
+def _topic_of(entry: CaseEntry) -> str:
+    step = next(iter(entry.steps.values()))
+    return f"events.{step.attrs.source.value}"
+
+
+_RED = list(AlertLevel).index(AlertLevel.RED)
+
+
+def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
+    """The case's contribution to the live gauges; None for cancelled cases (never counted)."""
+    from schemas.enums import CaseStatus
+
+    status = state.status
+    if status is CaseStatus.CANCELLED:
+        return None
+    is_open = status is not CaseStatus.CLOSED
+    overdue = False
+    flags: list[bool] = []
+    for milestone in (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK):
+        current = state.current.get(milestone)
+        if current is None:
+            if milestone is not Milestone.FEEDBACK:
+                flags += [False, False]
+            continue
+        if is_open and current.met_us is None and current.stop_us is None:
+            red_at = current.point(_RED)[0]
+            overdue |= red_at <= clock
+        if milestone is Milestone.FEEDBACK:
+            continue
+        due = current.due_us()[0]
+        met = current.met_us
+        flags += [met is not None or due < clock, met is not None and met <= due]
+    return CaseFacts(state.source.value, state.district or "unknown", state.urgency.value,
+                     state.created_us, is_open, overdue, flags[0], flags[1], flags[2], flags[3],
+                     state.suspended_at(clock))
+
+
+__all__ = ["ESCALATION_RANK", "BatchStats", "CaseEntry", "CaseFacts", "CaseProcessor", "CaseStore",
+           "Mode", "Observer", "Output", "Record"]

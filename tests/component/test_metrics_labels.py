@@ -15,7 +15,7 @@ from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Record
 
 MAX_VALUES = {"source": 3, "type": 10, "district": 6, "urgency": 3, "milestone": 3, "level": 5,
-              "retracted": 2, "reason": 20, "topic": 3}
+              "kind": 3, "reason": 20, "topic": 3}
 
 
 def test_labels_are_bounded_after_a_simulated_month(policy, calendar):

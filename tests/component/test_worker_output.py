@@ -3,15 +3,13 @@ a changelog partition (as Faust's table recovery does) sees every state write.""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from civicflow.embedded import create_topics, embedded_broker
 from producers.kafka import EventProducer
+from streams.app import OutputSender
 from streams.processor import Output
-from streams.worker_common import send_output
 
 pytestmark = pytest.mark.component
 CHANGELOG = "test-cases-changelog"
@@ -37,16 +35,14 @@ def read_to(bootstrap: str, partition: int, stop_at_reported_end: bool) -> dict[
 def test_a_reader_stopping_at_the_reported_end_sees_every_state_write(tmp_path):
     with embedded_broker(tmp_path, 2) as bootstrap:
         create_topics(bootstrap, 2, compacted=(CHANGELOG,))
-        producer = EventProducer(bootstrap)
-        store: dict[str, bytes] = {}
+        sender = OutputSender(EventProducer(bootstrap), CHANGELOG)
         for batch in range(2):  # two worker batches, 40 and 25 cases per partition
-            touched = {}
+            out = Output()
             for partition, cases in ((0, 40), (1, 25)):
                 for i in range(cases):
-                    key = f"case-{partition}-{i}"
-                    store[key] = f"state {batch}".encode()
-                    touched[key] = partition
-            send_output(producer, Output(), SimpleNamespace(touched=touched, store=store), CHANGELOG)
+                    out.state_writes.append((partition, f"case-{partition}-{i}".encode(),
+                                             f"state {batch}".encode()))
+            sender.send(out)
         for partition, cases in ((0, 40), (1, 25)):
             whole = read_to(bootstrap, partition, stop_at_reported_end=False)
             recovered = read_to(bootstrap, partition, stop_at_reported_end=True)

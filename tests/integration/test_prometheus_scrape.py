@@ -77,7 +77,7 @@ def test_prometheus_scrapes_the_worker(tmp_path, policy, calendar):
             while time.monotonic() < deadline:
                 try:
                     total = scalar(base, "sum(civicflow_worker_events_total)")
-                    alerts = scalar(base, 'sum(civicflow_alerts_total{retracted="false"})')
+                    alerts = scalar(base, 'sum(civicflow_alerts_total{kind="fire"})')
                 except OSError:
                     total = alerts = None
                 if total == len(events) and alerts == sum(expected_alerts.values()):
@@ -85,7 +85,7 @@ def test_prometheus_scrapes_the_worker(tmp_path, policy, calendar):
                 time.sleep(1)
             assert total == len(events)
             by_level = {r["metric"]["level"]: float(r["value"][1]) for r in query(
-                base, 'sum by (level) (civicflow_alerts_total{retracted="false"})')}
+                base, 'sum by (level) (civicflow_alerts_total{kind="fire"})')}
             assert by_level == {k: float(v) for k, v in expected_alerts.items()}
             assert scalar(base, "sum(civicflow_cases_open)") == expected_open
             by_type = {r["metric"]["type"]: float(r["value"][1]) for r in query(

@@ -134,16 +134,3 @@ def test_explain_unknown_case_is_a_clear_error(landed, chdb_var):
     args = build_parser().parse_args(["explain", "grid:jn-grid:NOPE"])
     with pytest.raises(ConfigError, match="no events for case"):
         commands.cmd_explain(Settings(var_dir=chdb_var, database=db), args)
-
-
-def test_kafka_engine_lands_exactly_what_the_faust_worker_lands(landed, chdb_var):
-    _, client, db = landed
-    settings = Settings(var_dir=chdb_var, partitions=2, database="it_grid_small_kafka",
-                        worker_engine="kafka")
-    replay(settings, [("jn-grid", FIXTURE)], AS_OF, lambda _m: None, timeout=180)
-    for table, columns in (("alerts", "alert_id, fires_at, due_at, emitted_at, retracted"),
-                           ("cases", "* EXCEPT version")):
-        query = f"SELECT {columns} FROM {{db}}.{table} FINAL ORDER BY 1"
-        faust = client.query(query.format(db=db)).result_rows
-        kafka = client.query(query.format(db="it_grid_small_kafka")).result_rows
-        assert kafka == faust and len(faust) >= 5

@@ -70,11 +70,10 @@ def test_two_replays_are_identical_and_match_the_pure_reduction(month_a, month_f
                                                            result.as_of)
 
 
-@pytest.mark.parametrize("engine", ["faust", "kafka"])
-def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, policy, calendar, engine):
+def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, policy, calendar):
+    engine = "faust"
     db = f"it_month_kill_{engine}"
-    settings = Settings(var_dir=chdb_var, partitions=3, database=db, worker_batch=200,
-                        worker_engine=engine)
+    settings = Settings(var_dir=chdb_var, partitions=3, database=db, worker_batch=200)
     events, _, _ = read_feeds([("jn-grid", month_file)])
     as_of = events[-1].occurred_at
     sink = ClickHouseSink(connect(settings.clickhouse_dsn()), db)

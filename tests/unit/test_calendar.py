@@ -10,8 +10,9 @@ import pytest
 from schemas import CalendarUnknown, ConfigError, Limit
 from schemas.enums import ClockKind
 from streams.calendar import WorkingDayCalendar
+from streams.cases import reduce_case
 from streams.sla import clock_instant
-from tests.conftest import cn
+from tests.conftest import cn, ev
 
 
 def test_national_day_holiday_and_makeup_day(calendar):
@@ -47,15 +48,35 @@ def test_urgent_case_on_hours_clock_across_midnight(calendar):
     assert clock_instant(start, two_hours, Fraction(3), calendar) == cn(2026, 10, 18, 5, 30)
 
 
-def test_unknown_year_is_an_error_not_a_weekend_guess(calendar):
-    with pytest.raises(CalendarUnknown, match="2031"):
-        calendar.add_working_days(cn(2031, 3, 3, 9, 0), Fraction(1))
+def test_past_the_official_calendar_a_provisional_one_counts_statutory_holidays(calendar, policy):
+    """chinese-calendar 1.11 knows 2004-2026. A 疑难 hotline case created Fri 2026-11-20: its
+    resolve limit is 15 working days, escalation3 at 3.0x = 45. Counted by hand: Nov 23-27 (5),
+    Nov 30 (6), December's 23 working days (29), then 2027 on the provisional calendar: Fri
+    2027-01-01 New Year's Day is a statutory holiday (by rule), Jan 4-8 (34), 11-15 (39),
+    18-22 (44), Mon Jan 25 (45): 24:00 that day, provisional. The red (15 wd) is official."""
+    assert calendar.official_until == date(2026, 12, 31)
+    assert not calendar.is_workday(date(2027, 1, 1)) and calendar.is_provisional(date(2027, 1, 1))
+    assert calendar.is_workday(date(2027, 1, 4)) and not calendar.is_provisional(date(2026, 12, 31))
+    state = reduce_case([ev("c", "created", cn(2026, 11, 20, 9, 0), case="hotline:12345:GDC001",
+                            urgency="complex")], policy, calendar)
+    points = {(p.milestone.value, p.level.value): p for p in state.points}
+    esc3 = points[("resolve", "escalation3")]
+    assert esc3.fires_at == cn(2027, 1, 26) and esc3.provisional
+    red = points[("resolve", "red")]  # Dec 11 is the 15th working day
+    assert red.fires_at == cn(2026, 12, 12) and not red.provisional
+
+
+def test_far_future_beyond_the_calendar_is_a_clear_error(calendar):
+    with pytest.raises(CalendarUnknown, match="2199"):
+        calendar.add_working_days(cn(2199, 12, 1, 9, 0), Fraction(60))
 
 
 def test_override_file_teaches_a_new_year(tmp_path):
     path = tmp_path / "holidays.toml"
     path.write_text('[2031]\nholidays = ["2031-03-04"]\nworkdays = ["2031-03-08"]\n')
     cal = WorkingDayCalendar.from_override_file(path)
+    assert cal.fingerprint != WorkingDayCalendar().fingerprint
+    assert cal.official_until == date(2026, 12, 31)  # 2027-2030 are still unknown: provisional
     assert not cal.is_workday(date(2031, 3, 4))  # a Tuesday made holiday
     assert cal.is_workday(date(2031, 3, 8))  # a Saturday made working day
     # Mon 2031-03-03 start: Tue off, Wed 03-05 is the first working day

@@ -1,0 +1,202 @@
+"""A case's events as the state machine reads them: `Step`, built from an `Event` (the pure API)
+or straight from an event's JSON bytes (the worker's hot path: no pydantic model per event).
+
+Both ways give equal steps for the same event (a property test holds them to it); the fast
+way validates every field it reads and refuses what the model would refuse with a reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from schemas.enums import EventType, Satisfaction, Source, Urgency
+from schemas.errors import InvalidRecord
+from schemas.event import SCHEMA_VERSION, Event
+from streams.calendar import to_us
+
+# Tie-break for events at the same instant: the natural lifecycle order.
+TYPE_ORDER: dict[EventType, int] = {
+    EventType.CREATED: 0,
+    EventType.DISPATCHED: 1,
+    EventType.RETURNED: 2,
+    EventType.REASSIGNED: 3,
+    EventType.RESPONDED: 4,
+    EventType.EXTENDED: 5,
+    EventType.SUPERVISED: 6,
+    EventType.SUSPENDED: 7,
+    EventType.RESUMED: 8,
+    EventType.RESOLVED: 9,
+    EventType.FEEDBACK: 10,
+    EventType.REOPENED: 11,
+    EventType.CLOSED: 12,
+    EventType.CANCELLED: 13,
+}
+# A circulation log (工单流转记录) is the authority on the steps it records: when the same step
+# (case, type, instant) also comes from an order export, the log's copy is the one kept.
+STEP_LOG_SYSTEMS = frozenset({"12345-flow"})
+# event times the worker accepts (an event dated 1900 or 2300 is a poison record, not a case)
+EARLIEST_US = to_us(datetime.fromisoformat("2000-01-01T00:00:00+08:00"))
+LATEST_US = to_us(datetime.fromisoformat("2100-01-01T00:00:00+08:00"))
+
+_TYPES = {t.value: t for t in EventType}
+_SOURCES = {s.value: s for s in Source}
+_URGENCIES = {u.value: u for u in Urgency}
+_SATISFACTIONS = {s.value: s for s in Satisfaction}
+_FIELDS = frozenset(Event.model_fields)
+
+
+class CaseAttrs(NamedTuple):
+    """The case-level fields an event carries (shared by every step that carries the same)."""
+
+    source: Source
+    system: str
+    district: str | None
+    street: str | None
+    community: str | None
+    grid: str | None
+    category: str
+    urgency: Urgency
+    caller_hash: str | None
+
+
+class Step:
+    """One event of a case, reduced to what the state machine reads. Times are integer
+    microseconds since the epoch."""
+
+    __slots__ = ("at", "attrs", "due_at", "event_id", "extension_days", "kind", "order", "rank",
+                 "reason", "reopen_count", "satisfaction", "unit")
+
+    def __init__(self, event_id: str, kind: EventType, at: int, attrs: CaseAttrs,
+                 unit: str | None = None, satisfaction: Satisfaction | None = None,
+                 extension_days: int | None = None, reopen_count: int | None = None,
+                 due_at: int | None = None, reason: str | None = None) -> None:
+        self.event_id = event_id
+        self.kind = kind
+        self.order = TYPE_ORDER[kind]
+        self.at = at
+        self.attrs = attrs
+        self.unit = unit
+        self.satisfaction = satisfaction
+        self.extension_days = extension_days
+        self.reopen_count = reopen_count
+        self.due_at = due_at
+        self.reason = reason
+        self.rank = 0 if attrs.system in STEP_LOG_SYSTEMS else 1
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        """Reduction order: event time, then lifecycle order, then event id."""
+        return (self.at, self.order, self.event_id)
+
+    def supersedes(self, kept: Step) -> bool:
+        """Whether this step, with the same event id, replaces the kept one (else it is a
+        duplicate): a later snapshot may restate an event with a higher reopen count (12345
+        重办次数)."""
+        return (-(self.reopen_count or 0), self.key) < (-(kept.reopen_count or 0), kept.key)
+
+    def same(self, other: Step) -> bool:
+        return all(getattr(self, name) == getattr(other, name) for name in Step.__slots__)
+
+    def __repr__(self) -> str:
+        return f"Step({self.event_id}, {self.kind.value}, {self.at})"
+
+    @classmethod
+    def of(cls, event: Event, case_id_check: str | None = None) -> Step:
+        attrs = CaseAttrs(event.source, event.system, event.district, event.street,
+                          event.community, event.grid, event.category, event.urgency,
+                          event.caller_hash)
+        return cls(event.event_id, event.type, to_us(event.occurred_at), attrs, event.unit,
+                   event.satisfaction, event.extension_days, event.reopen_count,
+                   None if event.due_at is None else to_us(event.due_at), event.reason)
+
+
+def _text(data: dict[str, Any], name: str, required: bool = False, min_length: int = 0,
+          max_length: int | None = None) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidRecord(f"not a canonical event: {name} is missing")
+        return None
+    if type(value) is not str or len(value) < min_length:
+        raise InvalidRecord(f"not a canonical event: {name} must be a non-empty string")
+    if max_length is not None and len(value) > max_length:
+        raise InvalidRecord(f"not a canonical event: {name} is longer than {max_length}")
+    return value
+
+
+def _instant(data: dict[str, Any], name: str, required: bool = False) -> int | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidRecord(f"not a canonical event: {name} is missing")
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidRecord(f"not a canonical event: {name} {value!r} is no ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidRecord(f"not a canonical event: {name} {value!r} has no UTC offset")
+    us = to_us(moment)
+    if not EARLIEST_US <= us < LATEST_US:
+        raise InvalidRecord(f"event time out of range: {name} {value} is not between 2000 and 2100")
+    return us
+
+
+def _small_int(data: dict[str, Any], name: str, high: int) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= high:
+        raise InvalidRecord(f"not a canonical event: {name} must be an integer from 0 to {high}")
+    return value
+
+
+def _enum(data: dict[str, Any], name: str, table: dict[str, Any], default: Any = None) -> Any:
+    value = data.get(name)
+    if value is None:
+        if default is None:
+            raise InvalidRecord(f"not a canonical event: {name} is missing")
+        return default
+    found = table.get(value) if type(value) is str else None
+    if found is None:
+        raise InvalidRecord(f"not a canonical event: {name} {str(value)[:40]!r} is not one of "
+                            f"{', '.join(table)}")
+    return found
+
+
+def parse_step(raw: bytes, attrs_cache: dict[CaseAttrs, CaseAttrs]) -> tuple[str, Step]:
+    """(case_id, step) from an event's JSON bytes, validated field by field like the model does.
+    `attrs_cache` interns the case-level fields: most events of a case carry the same ones."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"not a canonical event: not JSON ({exc})") from None
+    if type(data) is not dict:
+        raise InvalidRecord("not a canonical event: not a JSON object")
+    if not _FIELDS.issuperset(data):
+        extra = sorted(set(data) - _FIELDS)[0]
+        raise InvalidRecord(f"not a canonical event: unknown field {extra[:40]!r}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidRecord(f"not a canonical event: schema_version {version!r} (this worker reads "
+                            f"{SCHEMA_VERSION})")
+    case_id = _text(data, "case_id", True, 1)
+    event_id = _text(data, "event_id", True, 1)
+    kind = _enum(data, "type", _TYPES)
+    at = _instant(data, "occurred_at", True)
+    attrs = CaseAttrs(
+        _enum(data, "source", _SOURCES), _text(data, "system", True, 1),  # type: ignore[arg-type]
+        _text(data, "district"), _text(data, "street"), _text(data, "community"),
+        _text(data, "grid"), _text(data, "category") if "category" in data else "other:",  # type: ignore[arg-type]
+        _enum(data, "urgency", _URGENCIES, Urgency.NORMAL), _text(data, "caller_hash"))
+    attrs = attrs_cache.setdefault(attrs, attrs)
+    satisfaction = data.get("satisfaction")
+    step = Step(
+        event_id, kind, at, attrs, _text(data, "unit"),  # type: ignore[arg-type]
+        None if satisfaction is None else _enum(data, "satisfaction", _SATISFACTIONS),
+        _small_int(data, "extension_days", 365), _small_int(data, "reopen_count", 1000),
+        _instant(data, "due_at"), _text(data, "reason", max_length=500))
+    return case_id, step  # type: ignore[return-value]
