@@ -94,6 +94,8 @@ class WorkingDayCalendar:
         self._workday: list[bool] = []
         # _cum[i] = working days in [first, first + i)
         self._cum: list[int] = [0]
+        # the end of a period depends only on the start's local day and the amount: cases share it
+        self._ends: dict[tuple[int, int], int] = {}
         digest = hashlib.sha256(repr(sorted(
             (y, sorted(h), sorted(w)) for y, (h, w) in self._overrides.items())).encode())
         digest.update(repr(sorted(_OFFICIAL_YEARS)).encode())
@@ -152,6 +154,8 @@ class WorkingDayCalendar:
         return [d.weekday() < 5 and d not in holidays for d in days]
 
     def _slot(self, index: int) -> int:
+        if self._first <= index < self._built_until:
+            return index - self._first
         if index < self._first:
             raise CalendarUnknown(f"{_date_of(index).isoformat()} is before the calendar's first "
                                   f"year {FIRST_YEAR}")
@@ -173,6 +177,15 @@ class WorkingDayCalendar:
     def end_after_us(self, start_day: int, micros: int) -> int:
         """The instant `micros` of working time after the end of local day `start_day`: the
         n-th working day after it (n = micros rounded up to whole days), at the remainder."""
+        key = (start_day, micros)
+        found = self._ends.get(key)
+        if found is None:
+            if len(self._ends) > 200_000:
+                self._ends.clear()
+            found = self._ends[key] = self._end_after(start_day, micros)
+        return found
+
+    def _end_after(self, start_day: int, micros: int) -> int:
         if micros <= 0:
             return day_start_us(start_day + 1)
         whole = -(-micros // DAY_US)

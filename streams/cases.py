@@ -4,10 +4,10 @@ The result depends only on the set of events (deduplicated by `event_id`; events
 with the same type and instant are one step; reduced in `occurred_at` order), the policy and
 the calendar — never on arrival order or wall time.
 
-`CaseFold` accumulates steps in reduction order, so a worker can apply an event that arrives in
-order to the fold it has, and re-reduce only when one does not. `CaseState` derives the clocks
-from a fold; alert instants are computed when asked for and kept, so the worker computes only
-the instants its clock has reached and the next one.
+`CaseState` is built by applying steps in reduction order, so a worker can apply an event that
+arrives in order to the state it has, and re-reduce only when one does not. Each milestone run
+(`MilestoneClock`) computes its alert instants when first asked for and keeps them, so the
+worker computes only the instants its clock has reached and the next one.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from schemas.enums import (
 )
 from schemas.event import Event
 from schemas.policy import Limit, SlaPolicy
-from streams.calendar import WorkingDayCalendar, day_index, from_us
+from streams.calendar import WorkingDayCalendar, day_index, from_us, to_us
 from streams.sla import NEVER, Pause, clock_instant_us, paused_amount, scaled_microseconds
 from streams.steps import TYPE_ORDER, CaseAttrs, Step
 
-__all__ = ["TYPE_ORDER", "AlertPoint", "CaseFold", "CaseState", "MilestoneClock", "Step",
+__all__ = ["TYPE_ORDER", "AlertChange", "AlertPoint", "CaseState", "MilestoneClock", "Step",
            "dedupe_and_sort", "distinct_steps", "event_sort_key", "reduce_case", "reduce_steps",
            "supersedes"]
 
@@ -61,12 +61,12 @@ ESCALATION_RANK: dict[AlertLevel, int] = {
 MILESTONES = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
 MILESTONE_INDEX = {m: i for i, m in enumerate(MILESTONES)}
 LEVELS = tuple(AlertLevel)
+_RANKS = tuple(ESCALATION_RANK[level] for level in LEVELS)
 _MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
           EventType.FEEDBACK: Milestone.FEEDBACK}
-_STOP_REASON = {EventType.CLOSED: AlertEnd.CLOSED, EventType.CANCELLED: AlertEnd.CANCELLED,
-                EventType.REOPENED: AlertEnd.RESTARTED, EventType.REASSIGNED: AlertEnd.RESTARTED}
-_WHOLE = Fraction(1)
 _BEFORE_ALL = -NEVER
+RETRACTED = 1
+ENDED = 2
 
 
 # ---- events in, distinct steps out ------------------------------------------------------------
@@ -106,140 +106,7 @@ def distinct_steps(steps: Iterable[Step]) -> list[Step]:
     return sorted(chosen.values(), key=lambda s: (s.at, s.order, s.event_id))
 
 
-# ---- the fold ---------------------------------------------------------------------------------
-
-class Cycle:
-    """One run of a milestone's clock: from its start until met or stopped."""
-
-    __slots__ = ("ext", "met", "start", "stop", "stop_reason")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.met: int | None = None
-        self.stop: int | None = None
-        self.stop_reason: AlertEnd | None = None
-        self.ext: list[tuple[int, int]] = []  # (working days, instant it took effect)
-
-    def halt(self, at: int, reason: AlertEnd) -> None:
-        if self.stop is None:
-            self.stop = at
-            self.stop_reason = reason
-
-
-class CaseFold:
-    """A case's steps applied in reduction order (`apply` only with a step that sorts after
-    every step applied so far). `origin` is the case's `created` step, or its first step."""
-
-    __slots__ = ("calendar", "closed_at", "count", "cancelled_at", "cycles", "given_due", "halted",
-                 "holders", "last_key", "origin", "pauses", "policy", "reassigned", "reopens",
-                 "reported_reopens", "returned", "satisfaction", "status", "status_before_pause",
-                 "steps", "unit")
-
-    def __init__(self, origin: Step, policy: SlaPolicy, calendar: WorkingDayCalendar) -> None:
-        self.policy = policy
-        self.calendar = calendar
-        self.origin = origin
-        created = origin.at
-        self.cycles: dict[Milestone, list[Cycle]] = {m: [Cycle(created)] for m in MILESTONES}
-        created_unit = origin.unit if origin.kind is EventType.CREATED else None
-        self.holders: list[tuple[int, str | None]] = [(_BEFORE_ALL, created_unit)]
-        self.pauses: list[list] = []  # [start, end or None while open, auto end, provisional]
-        self.status = CaseStatus.CREATED
-        self.status_before_pause = CaseStatus.CREATED
-        self.satisfaction: Satisfaction | None = None
-        self.closed_at: int | None = None
-        self.cancelled_at: int | None = None
-        self.halted = False  # closed or cancelled (a reopen lets resolve and feedback run again)
-        self.given_due: int | None = None
-        self.unit: str | None = None
-        self.reopens = self.reported_reopens = self.returned = self.reassigned = self.count = 0
-        self.last_key: tuple[int, int, str] | None = None
-        self.steps: list[Step] = []
-
-    def apply(self, step: Step) -> None:
-        kind = step.kind
-        at = step.at
-        self.steps.append(step)
-        self.count += 1
-        self.last_key = (at, step.order, step.event_id)
-        if step.unit is not None:
-            self.unit = step.unit
-        if step.reopen_count and step.reopen_count > self.reported_reopens:
-            self.reported_reopens = step.reopen_count
-        if step.due_at is not None and self.given_due is None:
-            self.given_due = step.due_at
-        status = _STATUS_OF.get(kind)
-        if status is not None:
-            self.status = status
-        cycles = self.cycles
-        milestone = _MEETS.get(kind)
-        if milestone is not None:
-            current = cycles[milestone][-1]
-            if current.met is None and current.stop is None:
-                current.met = at
-            if kind is EventType.FEEDBACK and step.satisfaction is not None:
-                self.satisfaction = step.satisfaction
-        elif kind is EventType.DISPATCHED:
-            self.holders.append((at, step.unit))
-        elif kind is EventType.EXTENDED:
-            resolve = cycles[Milestone.RESOLVE][-1]
-            if step.extension_days and resolve.stop is None:
-                resolve.ext.append((step.extension_days, at))
-        elif kind is EventType.REOPENED:
-            for m in (Milestone.RESOLVE, Milestone.FEEDBACK):
-                cycles[m][-1].halt(at, AlertEnd.RESTARTED)
-                cycles[m].append(Cycle(at))
-            self.reopens += 1
-            self.halted = False
-        elif kind is EventType.CLOSED or kind is EventType.CANCELLED:
-            reason = _STOP_REASON[kind]
-            for m in MILESTONES:
-                cycles[m][-1].halt(at, reason)
-            if kind is EventType.CLOSED:
-                self.closed_at = at
-            else:
-                self.cancelled_at = at
-            self.halted = True
-            pause = self._open_pause(at)
-            if pause is not None:
-                pause[1] = at
-        elif kind is EventType.RETURNED:
-            self.holders.append((at, None))
-            self.returned += 1
-        elif kind is EventType.REASSIGNED:
-            self.holders.append((at, step.unit))
-            self.reassigned += 1
-            if not self.halted:
-                for m in self.policy.reassign_restarts:
-                    cycles[m][-1].halt(at, AlertEnd.RESTARTED)
-                    cycles[m].append(Cycle(at))
-        elif kind is EventType.SUSPENDED:
-            if not self.halted and self._open_pause(at) is None:
-                limit = self.policy.max_suspension
-                auto_end, provisional = clock_instant_us(
-                    at, day_index(at), limit.clock, limit.micros, (), NEVER, self.calendar)
-                self.pauses.append([at, None, auto_end, provisional])
-                self.status_before_pause = self.status
-                self.status = CaseStatus.SUSPENDED
-        elif kind is EventType.RESUMED:
-            pause = self._open_pause(at)
-            if pause is not None:
-                pause[1] = at
-                if self.status is CaseStatus.SUSPENDED:
-                    self.status = self.status_before_pause
-
-    def _open_pause(self, at: int) -> list | None:
-        """The suspension still running at `at` (not resumed, not ended by itself), if any."""
-        if self.pauses:
-            last = self.pauses[-1]
-            if last[1] is None:
-                if last[2] > at:
-                    return last
-                last[1] = last[2]  # it ended by itself at max_suspension
-        return None
-
-
-# ---- clocks and alert instants ----------------------------------------------------------------
+# ---- one run of a milestone's clock -----------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class AlertPoint:
@@ -259,34 +126,37 @@ class AlertPoint:
 
 
 class MilestoneClock:
-    """One milestone in one cycle: its start, limits (the first, then one per approved
-    extension with the instant it took effect), when it was met or stopped, and its instants,
-    computed once each when first asked for."""
+    """One milestone in one cycle: its start, its approved extensions (延期), when it was met or
+    stopped, and its alert instants — each computed once, when first asked for."""
 
-    __slots__ = ("_dues", "_points", "calendar", "chain", "counting_until", "cycle", "fractions",
-                 "kind", "met_us", "milestone", "pauses", "start_day", "start_us", "stop_reason",
-                 "stop_us")
+    __slots__ = ("_cache_key", "_dues", "_points", "cycle", "ext", "met_us", "milestone",
+                 "start_day", "start_us", "state", "stop_reason", "stop_us")
 
-    def __init__(self, milestone: Milestone, cycle: int, start: int,
-                 chain: tuple[tuple[Limit, int | None], ...],
-                 met: int | None, stop: int | None, stop_reason: AlertEnd | None,
-                 pauses: tuple[Pause, ...], fractions: tuple[Fraction, ...],
-                 calendar: WorkingDayCalendar) -> None:
+    def __init__(self, state: CaseState, milestone: Milestone, cycle: int, start: int) -> None:
+        self.state = state
         self.milestone = milestone
         self.cycle = cycle
         self.start_us = start
         self.start_day = day_index(start)
-        self.chain = chain
-        self.kind = chain[0][0].clock
-        self.met_us = met
-        self.stop_us = stop
-        self.stop_reason = stop_reason
-        self.counting_until = min(NEVER if met is None else met, NEVER if stop is None else stop)
-        self.pauses = pauses
-        self.fractions = fractions
-        self.calendar = calendar
+        self.met_us: int | None = None
+        self.stop_us: int | None = None
+        self.stop_reason: AlertEnd | None = None
+        self.ext: list[tuple[int, int]] = []  # (working days, instant it took effect)
+        self._cache_key: tuple = ()
         self._points: list[tuple[int, int, bool]] = []  # per level: fires_at, due_at, provisional
         self._dues: dict[int, tuple[int, bool]] = {}
+
+    def halt(self, at: int, reason: AlertEnd) -> None:
+        if self.stop_us is None:
+            self.stop_us = at
+            self.stop_reason = reason
+
+    @property
+    def counting_until(self) -> int:
+        met, stop = self.met_us, self.stop_us
+        if met is None:
+            return NEVER if stop is None else stop
+        return met if stop is None or met < stop else stop
 
     # datetimes for the pure API and explain
     @property
@@ -302,28 +172,56 @@ class MilestoneClock:
         return None if self.stop_us is None else from_us(self.stop_us)
 
     @property
+    def chain(self) -> tuple[tuple[Limit, int | None], ...]:
+        """The limit, then one extended limit per approved extension with when it took effect."""
+        chain: list[tuple[Limit, int | None]] = [(self.state.limits[self.milestone], None)]
+        for days, at in self.ext:
+            chain.append((chain[-1][0].extended(days), at))
+        return tuple(chain)
+
+    @property
     def limits(self) -> tuple[tuple[Limit, datetime | None], ...]:
         return tuple((lim, None if at is None else from_us(at)) for lim, at in self.chain)
 
-    def instant_us(self, micros: int) -> tuple[int, bool]:
-        return clock_instant_us(self.start_us, self.start_day, self.kind, micros, self.pauses,
-                                self.counting_until, self.calendar)
+    @property
+    def kind(self) -> ClockKind:
+        return self.state.limits[self.milestone].clock
+
+    def _fresh(self) -> None:
+        """Drop computed instants when what they rest on changed: the limits, an extension, the
+        suspensions, or (where suspensions exist) when the clock stopped counting."""
+        state = self.state
+        key = (state.limits_version, len(self.ext), state.pause_version,
+               self.counting_until if state.pauses else 0)
+        if key != self._cache_key:
+            self._cache_key = key
+            self._points = []
+            self._dues = {}
+
+    def instant_us(self, micros: int, kind: ClockKind) -> tuple[int, bool]:
+        state = self.state
+        return clock_instant_us(self.start_us, self.start_day, kind, micros, state.pause_spans(),
+                                self.counting_until, state.calendar)
 
     def _due(self, limit: Limit) -> tuple[int, bool]:
         found = self._dues.get(limit.micros)
         if found is None:
-            found = self._dues[limit.micros] = self.instant_us(limit.micros)
+            found = self._dues[limit.micros] = self.instant_us(limit.micros, limit.clock)
         return found
 
     def point(self, level: int) -> tuple[int, int, bool]:
         """(fires_at, due_at, provisional) of the alert level with index `level`. An extension
         moves only the points not yet reached when it took effect."""
+        self._fresh()
         points = self._points
+        if level < len(points):
+            return points[level]
+        chain = self.chain
+        fractions = self.state.fractions
         while len(points) <= level:
-            fraction = self.fractions[len(points)]
-            chain = self.chain
+            fraction = fractions[len(points)]
             for index, (limit, _) in enumerate(chain):
-                at, provisional = self.instant_us(scaled_microseconds(limit, fraction))
+                at, provisional = self.instant_us(scaled_microseconds(limit, fraction), limit.clock)
                 following = chain[index + 1][1] if index + 1 < len(chain) else None
                 if following is None or at < following:
                     due, due_provisional = self._due(limit)
@@ -333,6 +231,9 @@ class MilestoneClock:
 
     def due_us(self) -> tuple[int, bool]:
         """The red instant under the final (extended) limit."""
+        self._fresh()
+        if not self.ext:
+            return self._due(self.state.limits[self.milestone])
         return self._due(self.chain[-1][0])
 
     def due(self, _calendar: WorkingDayCalendar | None = None) -> datetime:
@@ -344,19 +245,22 @@ class MilestoneClock:
 
     def end(self) -> tuple[int, AlertEnd] | None:
         """When and why this clock stopped counting, if it did."""
-        if self.counting_until >= NEVER:
+        until = self.counting_until
+        if until >= NEVER:
             return None
-        if self.met_us is not None and self.met_us == self.counting_until:
-            return self.met_us, AlertEnd.MET
-        return self.counting_until, self.stop_reason or AlertEnd.CLOSED
+        if self.met_us == until:
+            return until, AlertEnd.MET
+        return until, self.stop_reason or AlertEnd.CLOSED
 
     def paused_us(self) -> int:
         """Paused time on this clock's axis: suspensions that found it unmet and running."""
         total = 0
-        for p1, p2, _ in self.pauses:
+        until = self.counting_until
+        kind = self.kind
+        for p1, p2, _ in self.state.pause_spans():
             p1 = max(p1, self.start_us)
-            if p2 > p1 and p1 < self.counting_until:
-                total += paused_amount(self.kind, self.start_day, p1, p2, self.calendar)
+            if p2 > p1 and p1 < until:
+                total += paused_amount(kind, self.start_day, p1, p2, self.state.calendar)
         return total
 
 
@@ -376,10 +280,6 @@ class AlertChange:
     end_reason: AlertEnd | None = None
 
 
-RETRACTED = 1
-ENDED = 2
-
-
 def alert_code(milestone_index: int, cycle: int, level_index: int) -> int:
     return (cycle * 3 + milestone_index) * 5 + level_index
 
@@ -390,67 +290,222 @@ def decode_alert_code(code: int) -> tuple[Milestone, int, AlertLevel]:
     return MILESTONES[milestone], cycle, LEVELS[level]
 
 
-class CaseState:
-    """A case as of its events: the fold's figures and the clocks derived from it."""
+# ---- the case ---------------------------------------------------------------------------------
 
-    def __init__(self, case_id: str, fold: CaseFold) -> None:
-        policy = fold.policy
-        calendar = fold.calendar
-        origin = fold.origin
+class CaseState:
+    """A case as of the steps applied so far (`apply` only with a step that sorts after every
+    step applied before; `origin` is the case's `created` step, or its first step)."""
+
+    __slots__ = ("_attrs_filled", "_limits", "_spans", "calendar", "cancelled_us", "case_id",
+                 "closed_us", "count", "cycles", "fractions", "given_due", "halted", "holders",
+                 "last_key", "limits_version", "origin", "pause_version", "pauses", "policy",
+                 "reassigned_count", "reopens", "reported_reopens", "returned_count",
+                 "satisfaction", "status_before_pause", "steps", "unit", "_status")
+
+    def __init__(self, case_id: str, origin: Step, policy: SlaPolicy,
+                 calendar: WorkingDayCalendar) -> None:
         self.case_id = case_id
-        self.fold = fold
-        attrs = _first_values(origin, fold.steps)
-        self.source: Source = origin.attrs.source
-        self.system = origin.attrs.system
-        self.district, self.street, self.community, self.grid = (
-            attrs.district, attrs.street, attrs.community, attrs.grid)
-        self.category = origin.attrs.category
-        self.urgency: Urgency = origin.attrs.urgency
-        self.caller_hash = attrs.caller_hash
-        self.unit = fold.unit
-        self.created_us = origin.at
-        self.closed_us = fold.closed_at
-        self.cancelled_us = fold.cancelled_at
-        self.satisfaction = fold.satisfaction
-        self.reopen_count = max(fold.reopens, fold.reported_reopens)
-        self.cycle = fold.reopens
-        self.event_count = fold.count
-        self.last_event_us = fold.steps[-1].at
-        self.returned_count = fold.returned
-        self.reassigned_count = fold.reassigned
-        self.holders = fold.holders
-        self.pauses: tuple[Pause, ...] = tuple(
-            (p[0], p[1] if p[1] is not None else p[2], p[3]) for p in fold.pauses)
-        self._status = fold.status
-        self._status_before_pause = fold.status_before_pause
-        limits = dict(policy.limits_for(self.source, self.system, self.urgency))
-        if fold.given_due is not None and fold.given_due > self.created_us:
-            # the source set the resolve due itself (Open311 Due Date): natural time up to it
-            limits[Milestone.RESOLVE] = Limit(ClockKind.HOURS,
-                                              Fraction(fold.given_due - self.created_us, 1_000_000))
-        fractions = tuple(policy.alert_fractions[level] for level in LEVELS)
-        clocks: list[MilestoneClock] = []
-        current: dict[Milestone, MilestoneClock] = {}
-        for milestone in MILESTONES:
-            limit = limits.get(milestone)
-            if limit is None:
-                continue
-            for number, run in enumerate(fold.cycles[milestone]):
-                chain: list[tuple[Limit, int | None]] = [(limit, None)]
-                for days, at in run.ext:
-                    chain.append((chain[-1][0].extended(days), at))
-                clock = MilestoneClock(milestone, number, run.start, tuple(chain), run.met, run.stop,
-                                       run.stop_reason, self.pauses, fractions, calendar)
-                clocks.append(clock)
-                current[milestone] = clock
-        self.clocks = tuple(clocks)
-        self.current = current
+        self.policy = policy
+        self.calendar = calendar
+        self.origin = origin
+        self.fractions = policy.fractions
+        created = origin.at
+        self.cycles: dict[Milestone, list[MilestoneClock]] = {
+            m: [MilestoneClock(self, m, 0, created)] for m in MILESTONES}
+        created_unit = origin.unit if origin.kind is EventType.CREATED else None
+        self.holders: list[tuple[int, str | None]] = [(_BEFORE_ALL, created_unit)]
+        self.pauses: list[list] = []  # [start, end or None while open, auto end, provisional]
+        self.pause_version = 0
+        self._spans: tuple[Pause, ...] = ()
+        self._status = CaseStatus.CREATED
+        self.status_before_pause = CaseStatus.CREATED
+        self.satisfaction: Satisfaction | None = None
+        self.closed_us: int | None = None
+        self.cancelled_us: int | None = None
+        self.halted = False  # closed or cancelled (a reopen lets resolve and feedback run again)
+        self.given_due: int | None = None
+        self.unit: str | None = None
+        self.reopens = self.reported_reopens = self.returned_count = self.reassigned_count = 0
+        self.count = 0
+        self.last_key: tuple[int, int, str] | None = None
+        self.steps: list[Step] = []
+        self._attrs_filled = origin.attrs
+        self._limits: dict[Milestone, Limit] | None = None
+        self.limits_version = 0
+
+    # ---- applying a step ---------------------------------------------------------------------
+
+    def apply(self, step: Step) -> None:
+        kind = step.kind
+        at = step.at
+        self.steps.append(step)
+        self.count += 1
+        self.last_key = (at, step.order, step.event_id)
+        if step.attrs is not self.origin.attrs:
+            self._fill_attrs(step.attrs)
+        if step.unit is not None:
+            self.unit = step.unit
+        if step.reopen_count and step.reopen_count > self.reported_reopens:
+            self.reported_reopens = step.reopen_count
+        if step.due_at is not None and self.given_due is None:
+            self.given_due = step.due_at
+            self._limits = None
+            self.limits_version += 1
+        status = _STATUS_OF.get(kind)
+        if status is not None:
+            self._status = status
+        cycles = self.cycles
+        milestone = _MEETS.get(kind)
+        if milestone is not None:
+            current = cycles[milestone][-1]
+            if current.met_us is None and current.stop_us is None:
+                current.met_us = at
+            if kind is EventType.FEEDBACK and step.satisfaction is not None:
+                self.satisfaction = step.satisfaction
+        elif kind is EventType.DISPATCHED:
+            self.holders.append((at, step.unit))
+        elif kind is EventType.EXTENDED:
+            resolve = cycles[Milestone.RESOLVE][-1]
+            if step.extension_days and resolve.stop_us is None:
+                resolve.ext.append((step.extension_days, at))
+        elif kind is EventType.REOPENED:
+            for m in (Milestone.RESOLVE, Milestone.FEEDBACK):
+                runs = cycles[m]
+                runs[-1].halt(at, AlertEnd.RESTARTED)
+                runs.append(MilestoneClock(self, m, len(runs), at))
+            self.reopens += 1
+            self.halted = False
+        elif kind is EventType.CLOSED or kind is EventType.CANCELLED:
+            reason = AlertEnd.CLOSED if kind is EventType.CLOSED else AlertEnd.CANCELLED
+            for m in MILESTONES:
+                cycles[m][-1].halt(at, reason)
+            if kind is EventType.CLOSED:
+                self.closed_us = at
+            else:
+                self.cancelled_us = at
+            self.halted = True
+            pause = self._open_pause(at)
+            if pause is not None:
+                pause[1] = at
+                self._pauses_changed()
+        elif kind is EventType.RETURNED:
+            self.holders.append((at, None))
+            self.returned_count += 1
+        elif kind is EventType.REASSIGNED:
+            self.holders.append((at, step.unit))
+            self.reassigned_count += 1
+            if not self.halted:
+                for m in self.policy.reassign_restarts:
+                    runs = cycles[m]
+                    runs[-1].halt(at, AlertEnd.RESTARTED)
+                    runs.append(MilestoneClock(self, m, len(runs), at))
+        elif kind is EventType.SUSPENDED:
+            if not self.halted and self._open_pause(at) is None:
+                limit = self.policy.max_suspension
+                auto_end, provisional = clock_instant_us(
+                    at, day_index(at), limit.clock, limit.micros, (), NEVER, self.calendar)
+                self.pauses.append([at, None, auto_end, provisional])
+                self._pauses_changed()
+                self.status_before_pause = self._status
+                self._status = CaseStatus.SUSPENDED
+        elif kind is EventType.RESUMED:
+            pause = self._open_pause(at)
+            if pause is not None:
+                pause[1] = at
+                self._pauses_changed()
+                if self._status is CaseStatus.SUSPENDED:
+                    self._status = self.status_before_pause
+
+    def _fill_attrs(self, attrs: CaseAttrs) -> None:
+        """Area and caller fields: the origin's, else the first step's in order that has one."""
+        filled = self._attrs_filled
+        values = {name: getattr(attrs, name)
+                  for name in ("district", "street", "community", "grid", "caller_hash")
+                  if getattr(filled, name) is None and getattr(attrs, name) is not None}
+        if values:
+            self._attrs_filled = filled._replace(**values)
+
+    def _open_pause(self, at: int) -> list | None:
+        """The suspension still running at `at` (not resumed, not ended by itself), if any."""
+        if self.pauses:
+            last = self.pauses[-1]
+            if last[1] is None:
+                if last[2] > at:
+                    return last
+                last[1] = last[2]  # it ended by itself at max_suspension
+                self._pauses_changed()
+        return None
+
+    def _pauses_changed(self) -> None:
+        self.pause_version += 1
+        self._spans = tuple((p[0], p[1] if p[1] is not None else p[2], p[3]) for p in self.pauses)
+
+    def pause_spans(self) -> tuple[Pause, ...]:
+        """The suspensions as (start, end, provisional): an open one until it would end by itself."""
+        return self._spans
 
     # ---- figures -----------------------------------------------------------------------------
 
     @property
+    def attrs(self) -> CaseAttrs:
+        return self._attrs_filled
+
+    @property
+    def source(self) -> Source:
+        return self.origin.attrs.source
+
+    @property
+    def system(self) -> str:
+        return self.origin.attrs.system
+
+    @property
+    def category(self) -> str:
+        return self.origin.attrs.category
+
+    @property
+    def urgency(self) -> Urgency:
+        return self.origin.attrs.urgency
+
+    @property
+    def district(self) -> str | None:
+        return self._attrs_filled.district
+
+    @property
+    def street(self) -> str | None:
+        return self._attrs_filled.street
+
+    @property
+    def community(self) -> str | None:
+        return self._attrs_filled.community
+
+    @property
+    def grid(self) -> str | None:
+        return self._attrs_filled.grid
+
+    @property
+    def caller_hash(self) -> str | None:
+        return self._attrs_filled.caller_hash
+
+    @property
+    def limits(self) -> dict[Milestone, Limit]:
+        limits = self._limits
+        if limits is None:
+            limits = dict(self.policy.limits_for(self.source, self.system, self.urgency))
+            created = self.origin.at
+            if self.given_due is not None and self.given_due > created:
+                # the source set the resolve due itself (Open311 Due Date): natural time up to it
+                limits[Milestone.RESOLVE] = Limit(ClockKind.HOURS,
+                                                  Fraction(self.given_due - created, 1_000_000))
+            self._limits = limits
+        return limits
+
+    @property
+    def created_us(self) -> int:
+        return self.origin.at
+
+    @property
     def created_at(self) -> datetime:
-        return from_us(self.created_us)
+        return from_us(self.origin.at)
 
     @property
     def closed_at(self) -> datetime | None:
@@ -462,7 +517,19 @@ class CaseState:
 
     @property
     def last_event_at(self) -> datetime:
-        return from_us(self.last_event_us)
+        return from_us(self.steps[-1].at)
+
+    @property
+    def event_count(self) -> int:
+        return self.count
+
+    @property
+    def reopen_count(self) -> int:
+        return max(self.reopens, self.reported_reopens)
+
+    @property
+    def cycle(self) -> int:
+        return self.reopens
 
     def holder_at(self, at: int) -> str | None:
         """The unit holding the case at instant `at` (DESIGN §6a)."""
@@ -478,15 +545,14 @@ class CaseState:
         return self.holders[-1][1]
 
     def suspended_at(self, at: int) -> bool:
-        fold_pauses = self.fold.pauses
-        if not fold_pauses:
+        if not self.pauses:
             return False
-        last = fold_pauses[-1]
-        return last[0] <= at and (last[1] if last[1] is not None else last[2]) > at
+        last = self.pauses[-1]
+        return last[0] <= at < (last[1] if last[1] is not None else last[2])
 
     def status_at(self, at: int) -> CaseStatus:
         if self._status is CaseStatus.SUSPENDED and not self.suspended_at(at):
-            return self._status_before_pause
+            return self.status_before_pause
         return self._status
 
     @property
@@ -497,21 +563,30 @@ class CaseState:
     def is_open(self) -> bool:
         return self._status not in (CaseStatus.CLOSED, CaseStatus.CANCELLED)
 
+    @property
+    def clocks(self) -> tuple[MilestoneClock, ...]:
+        """Every run of every milestone the policy gives a limit."""
+        limits = self.limits
+        return tuple(c for m in MILESTONES if m in limits for c in self.cycles[m])
+
+    def current(self, milestone: Milestone) -> MilestoneClock | None:
+        """The milestone's latest run, if the policy gives it a limit."""
+        return self.cycles[milestone][-1] if milestone in self.limits else None
+
     def clock(self, milestone: Milestone, cycle: int | None = None) -> MilestoneClock | None:
         if cycle is None:
-            return self.current.get(milestone)
-        for c in self.clocks:
-            if c.milestone is milestone and c.cycle == cycle:
-                return c
-        return None
+            return self.current(milestone)
+        runs = self.cycles[milestone]
+        return runs[cycle] if milestone in self.limits and 0 <= cycle < len(runs) else None
 
     @property
     def dues(self) -> dict[Milestone, datetime]:
-        return {m: from_us(c.due_us()[0]) for m, c in self.current.items()}
+        limits = self.limits
+        return {m: from_us(self.cycles[m][-1].due_us()[0]) for m in MILESTONES if m in limits}
 
     def paused_seconds(self) -> int:
-        resolve = self.current.get(Milestone.RESOLVE)
-        return 0 if resolve is None else resolve.paused_us() // 1_000_000
+        resolve = self.current(Milestone.RESOLVE)
+        return 0 if resolve is None or not self.pauses else resolve.paused_us() // 1_000_000
 
     # ---- alert instants ----------------------------------------------------------------------
 
@@ -539,8 +614,7 @@ class CaseState:
 
     def next_instant(self, after: datetime) -> datetime | None:
         """The earliest alert instant strictly after `after` that would fire."""
-        found = min((p.fires_at for p in self.points if p.fires and p.fires_at > after), default=None)
-        return found
+        return min((p.fires_at for p in self.points if p.fires and p.fires_at > after), default=None)
 
     def evaluate(self, sent: dict[int, list], clock: int) -> tuple[list[AlertChange], int | None, int]:
         """Reconcile the alerts sent (`sent`: code -> [fires_at, due_at, flags], updated in place)
@@ -552,99 +626,84 @@ class CaseState:
         upcoming = NEVER
         escalation = 0
         seen: set[int] = set()
-        for clock_ in self.clocks:
-            milestone = clock_.milestone
-            m_index = MILESTONE_INDEX[milestone]
-            for level in range(len(LEVELS)):
-                fires_at, due_at, provisional = clock_.point(level)
+        levels = len(LEVELS)
+        for run in self.clocks:
+            milestone = run.milestone
+            base = (run.cycle * 3 + MILESTONE_INDEX[milestone]) * 5
+            until = run.counting_until
+            for level in range(levels):
+                fires_at, due_at, provisional = run.point(level)
                 if fires_at > clock:
-                    if clock_.fires(fires_at) and fires_at < upcoming:
+                    if until > fires_at and fires_at < upcoming:
                         upcoming = fires_at
                     break
-                code = alert_code(m_index, clock_.cycle, level)
+                code = base + level
                 seen.add(code)
                 record = sent.get(code)
-                if clock_.fires(fires_at):
-                    rank = ESCALATION_RANK[LEVELS[level]]
-                    if rank > escalation:
-                        escalation = rank
+                if until > fires_at:
+                    if _RANKS[level] > escalation:
+                        escalation = _RANKS[level]
                     if record is None or record[2] & RETRACTED:
                         sent[code] = [fires_at, due_at, 0]
-                        changes.append(AlertChange("fire", code, milestone, clock_.cycle,
-                                                   LEVELS[level], fires_at, due_at, provisional))
+                        changes.append(AlertChange("fire", code, milestone, run.cycle, LEVELS[level],
+                                                   fires_at, due_at, provisional))
                 elif record is not None and not record[2] & RETRACTED:
                     record[2] |= RETRACTED
-                    changes.append(AlertChange("retract", code, milestone, clock_.cycle,
-                                               LEVELS[level], record[0], record[1], provisional))
-            end = clock_.end()
-            for level in range(len(LEVELS)):
-                code = alert_code(m_index, clock_.cycle, level)
+                    changes.append(AlertChange("retract", code, milestone, run.cycle, LEVELS[level],
+                                               record[0], record[1], provisional))
+            if until >= NEVER or not sent:
+                continue
+            end = run.end()
+            assert end is not None
+            for level in range(levels):
+                code = base + level
                 record = sent.get(code)
-                if end is None or record is None or record[2] & (RETRACTED | ENDED) or code not in seen:
+                if record is None or record[2] & (RETRACTED | ENDED) or code not in seen:
                     continue
                 if end[0] <= clock:
                     record[2] |= ENDED
-                    changes.append(AlertChange("end", code, milestone, clock_.cycle, LEVELS[level],
+                    changes.append(AlertChange("end", code, milestone, run.cycle, LEVELS[level],
                                                record[0], record[1], False, end[0], end[1]))
                 elif end[0] < upcoming:
                     upcoming = end[0]
-        for code, record in sent.items():
-            if code not in seen and not record[2] & RETRACTED:
-                record[2] |= RETRACTED
-                milestone, cycle, level_ = decode_alert_code(code)
-                changes.append(AlertChange("retract", code, milestone, cycle, level_, record[0],
-                                           record[1], False))
-        for pause in self.fold.pauses:
-            if pause[1] is None and clock < pause[2] < upcoming:
-                upcoming = pause[2]  # the suspension ends by itself then: the snapshot changes
+        if len(seen) < len(sent):
+            for code, record in sent.items():
+                if code not in seen and not record[2] & RETRACTED:
+                    record[2] |= RETRACTED
+                    milestone, cycle, level_ = decode_alert_code(code)
+                    changes.append(AlertChange("retract", code, milestone, cycle, level_, record[0],
+                                               record[1], False))
+        if self.pauses:
+            last = self.pauses[-1]
+            if last[1] is None and clock < last[2] < upcoming:
+                upcoming = last[2]  # the suspension ends by itself then: the snapshot changes
         return changes, (None if upcoming >= NEVER else upcoming), escalation
 
     def snapshot(self, clock: datetime) -> CaseSnapshot:
         from streams.snapshots import snapshot_dict
 
-        sent: dict[int, list] = {}
-        _, _, escalation = self.evaluate(sent, _us(clock))
-        return CaseSnapshot.model_validate(snapshot_dict(self, _us(clock), escalation))
-
-
-def _us(moment: datetime) -> int:
-    from streams.calendar import to_us
-
-    return to_us(moment)
-
-
-def _first_values(origin: Step, steps: list[Step]) -> CaseAttrs:
-    """Area and caller fields: the origin's, else the first step's in order that has one."""
-    attrs = origin.attrs
-    if all(step.attrs is attrs for step in steps):
-        return attrs
-
-    def first(index: int) -> str | None:
-        value = attrs[index]
-        if value is None:
-            value = next((s.attrs[index] for s in steps if s.attrs[index] is not None), None)
-        return value
-
-    return CaseAttrs(attrs.source, attrs.system, first(2), first(3), first(4), first(5),
-                     attrs.category, attrs.urgency, first(8))
+        at = to_us(clock)
+        _, _, escalation = self.evaluate({}, at)
+        return CaseSnapshot.model_validate(snapshot_dict(self, at, escalation))
 
 
 # ---- the reduction ----------------------------------------------------------------------------
 
-def fold_steps(ordered: list[Step], policy: SlaPolicy, calendar: WorkingDayCalendar) -> CaseFold:
-    """Fold distinct steps already in reduction order."""
+def fold_steps(case_id: str, ordered: list[Step], policy: SlaPolicy,
+               calendar: WorkingDayCalendar) -> CaseState:
+    """A case from distinct steps already in reduction order."""
     if not ordered:
         raise ValueError("a case needs at least one event")
     origin = next((s for s in ordered if s.kind is EventType.CREATED), ordered[0])
-    fold = CaseFold(origin, policy, calendar)
+    state = CaseState(case_id, origin, policy, calendar)
     for step in ordered:
-        fold.apply(step)
-    return fold
+        state.apply(step)
+    return state
 
 
 def reduce_steps(case_id: str, steps: Iterable[Step], policy: SlaPolicy,
                  calendar: WorkingDayCalendar) -> CaseState:
-    return CaseState(case_id, fold_steps(distinct_steps(steps), policy, calendar))
+    return fold_steps(case_id, distinct_steps(steps), policy, calendar)
 
 
 def reduce_case(events: Iterable[Event], policy: SlaPolicy, calendar: WorkingDayCalendar) -> CaseState:

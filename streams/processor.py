@@ -32,7 +32,7 @@ from schemas.enums import AlertLevel, EventType, Milestone, Satisfaction, Source
 from schemas.errors import CalendarUnknown, InvalidRecord
 from schemas.policy import SlaPolicy
 from streams.calendar import WorkingDayCalendar, from_us, to_us
-from streams.cases import ESCALATION_RANK, CaseFold, CaseState, distinct_steps, fold_steps
+from streams.cases import ESCALATION_RANK, CaseState, distinct_steps, fold_steps
 from streams.snapshots import alert_json, snapshot_json
 from streams.steps import CaseAttrs, Step, parse_step
 
@@ -135,13 +135,12 @@ class CaseEntry:
     """A case as the worker keeps it: its distinct events, the alerts it sent, and (not stored)
     its fold and derived state while its events do not change."""
 
-    __slots__ = ("fold", "partition", "sent", "state", "steps", "upcoming")
+    __slots__ = ("partition", "sent", "state", "steps", "upcoming")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.steps: dict[str, Step] = {}
         self.sent: dict[int, list] = {}  # alert code -> [fires_at, due_at, flags]
-        self.fold: CaseFold | None = None
         self.state: CaseState | None = None
         self.upcoming: int | None = None
 
@@ -149,24 +148,23 @@ class CaseEntry:
         """Take a new step (or one that supersedes `replaced`); keep the fold when the step
         simply comes after everything folded so far."""
         self.steps[step.event_id] = step
-        self.state = None
-        fold = self.fold
-        if fold is None or replaced is not None or fold.last_key is None:
-            self.fold = None
+        state = self.state
+        if state is None or replaced is not None or state.last_key is None:
+            self.state = None
             return
-        last = fold.last_key
+        last = state.last_key
         if (step.at, step.order) <= (last[0], last[1]) or (
-                step.kind is EventType.CREATED and fold.origin.kind is not EventType.CREATED):
-            self.fold = None
+                step.kind is EventType.CREATED and state.origin.kind is not EventType.CREATED):
+            self.state = None
             return
-        fold.apply(step)
+        state.apply(step)
 
     def derive(self, case_id: str, policy: SlaPolicy, calendar: WorkingDayCalendar) -> CaseState:
-        if self.state is None:
-            if self.fold is None:
-                self.fold = fold_steps(distinct_steps(self.steps.values()), policy, calendar)
-            self.state = CaseState(case_id, self.fold)
-        return self.state
+        state = self.state
+        if state is None:
+            state = self.state = fold_steps(case_id, distinct_steps(self.steps.values()), policy,
+                                            calendar)
+        return state
 
     # ---- the stored form (v3): compact JSON lists, times relative to the first event --------
 
@@ -488,7 +486,7 @@ class CaseProcessor:
             state = entry.derive(case_id, self.policy, self.calendar)
         except CalendarUnknown:
             return
-        clock = state.current.get(_MEETS[step.kind])
+        clock = state.current(_MEETS[step.kind])
         if clock is not None and clock.met_us == step.at:
             self._stats.met.append((state.source.value, state.urgency.value, clock.milestone,
                                     (step.at - clock.start_us) / 1e6))
@@ -624,7 +622,7 @@ def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
     overdue = False
     flags: list[bool] = []
     for milestone in (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK):
-        current = state.current.get(milestone)
+        current = state.current(milestone)
         if current is None:
             if milestone is not Milestone.FEEDBACK:
                 flags += [False, False]

@@ -31,9 +31,9 @@ def _late(met: int | None, due: int | None) -> int | None:
 
 
 def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, Any]:
-    respond = state.current.get(Milestone.RESPOND)
-    resolve = state.current.get(Milestone.RESOLVE)
-    feedback = state.current.get(Milestone.FEEDBACK)
+    respond = state.current(Milestone.RESPOND)
+    resolve = state.current(Milestone.RESOLVE)
+    feedback = state.current(Milestone.FEEDBACK)
     provisional = False
     dues: list[int | None] = []
     for clock_ in (respond, resolve, feedback):
