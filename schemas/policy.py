@@ -95,6 +95,11 @@ class SlaPolicy:
         """The alert fractions in level order (yellow .. escalation3)."""
         return tuple(self.alert_fractions[level] for level in AlertLevel)
 
+    @cached_property
+    def fraction_pairs(self) -> tuple[tuple[int, int], ...]:
+        """The alert fractions as (numerator, denominator): integer arithmetic on the hot path."""
+        return tuple((f.numerator, f.denominator) for f in self.fractions)
+
     def fingerprint(self) -> str:
         """Stable across processes: changes when any limit, fraction or rule changes."""
         import hashlib

@@ -34,7 +34,7 @@ CHINA_OFFSET_US = 8 * 3600 * 1_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # the calendar covers these years; event dates and policy limits are bounded well inside them
-FIRST_YEAR = 1992
+FIRST_YEAR = 2000
 LAST_YEAR = 2199
 _OFFICIAL_YEARS = frozenset(d.year for d in chinese_calendar.constants.holidays) | frozenset(
     d.year for d in chinese_calendar.constants.workdays)

@@ -31,8 +31,8 @@ from schemas.enums import (
 )
 from schemas.event import Event
 from schemas.policy import Limit, SlaPolicy
-from streams.calendar import WorkingDayCalendar, day_index, from_us, to_us
-from streams.sla import NEVER, Pause, clock_instant_us, paused_amount, scaled_microseconds
+from streams.calendar import CHINA_OFFSET_US, DAY_US, WorkingDayCalendar, day_index, from_us, to_us
+from streams.sla import NEVER, Pause, clock_instant_us, paused_amount
 from streams.steps import TYPE_ORDER, CaseAttrs, Step
 
 __all__ = ["TYPE_ORDER", "AlertChange", "AlertPoint", "CaseState", "MilestoneClock", "Step",
@@ -65,6 +65,7 @@ _RANKS = tuple(ESCALATION_RANK[level] for level in LEVELS)
 _MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
           EventType.FEEDBACK: Milestone.FEEDBACK}
 _BEFORE_ALL = -NEVER
+_HOURS = ClockKind.HOURS
 RETRACTED = 1
 ENDED = 2
 
@@ -200,8 +201,16 @@ class MilestoneClock:
 
     def instant_us(self, micros: int, kind: ClockKind) -> tuple[int, bool]:
         state = self.state
-        return clock_instant_us(self.start_us, self.start_day, kind, micros, state.pause_spans(),
-                                self.counting_until, state.calendar)
+        if state.pauses:
+            return clock_instant_us(self.start_us, self.start_day, kind, micros, state._spans,
+                                    self.counting_until, state.calendar)
+        if micros <= 0:
+            return self.start_us, False
+        if kind is _HOURS:
+            return self.start_us + micros, False
+        calendar = state.calendar
+        at = calendar.end_after_us(self.start_day, micros)
+        return at, (at - 1 + CHINA_OFFSET_US) // DAY_US > calendar.official_until_index
 
     def _due(self, limit: Limit) -> tuple[int, bool]:
         found = self._dues.get(limit.micros)
@@ -217,11 +226,12 @@ class MilestoneClock:
         if level < len(points):
             return points[level]
         chain = self.chain
-        fractions = self.state.fractions
+        fractions = self.state.fraction_pairs
         while len(points) <= level:
-            fraction = fractions[len(points)]
+            num, den = fractions[len(points)]
             for index, (limit, _) in enumerate(chain):
-                at, provisional = self.instant_us(scaled_microseconds(limit, fraction), limit.clock)
+                at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
+                                                  limit.clock)
                 following = chain[index + 1][1] if index + 1 < len(chain) else None
                 if following is None or at < following:
                     due, due_provisional = self._due(limit)
@@ -296,11 +306,12 @@ class CaseState:
     """A case as of the steps applied so far (`apply` only with a step that sorts after every
     step applied before; `origin` is the case's `created` step, or its first step)."""
 
-    __slots__ = ("_attrs_filled", "_limits", "_spans", "calendar", "cancelled_us", "case_id",
-                 "closed_us", "count", "cycles", "fractions", "given_due", "halted", "holders",
-                 "last_key", "limits_version", "origin", "pause_version", "pauses", "policy",
-                 "reassigned_count", "reopens", "reported_reopens", "returned_count",
-                 "satisfaction", "status_before_pause", "steps", "unit", "_status")
+    __slots__ = ("_attrs_filled", "_clocks", "_clocks_key", "_limits", "_spans", "_status",
+                 "calendar", "cancelled_us", "case_id", "closed_us", "count", "cycles",
+                 "fraction_pairs", "given_due", "halted", "holders", "last_key", "limits_version",
+                 "origin", "pause_version", "pauses", "policy", "reassigned_count", "reopens",
+                 "reported_reopens", "returned_count", "runs", "satisfaction",
+                 "status_before_pause", "steps", "unit")
 
     def __init__(self, case_id: str, origin: Step, policy: SlaPolicy,
                  calendar: WorkingDayCalendar) -> None:
@@ -308,7 +319,7 @@ class CaseState:
         self.policy = policy
         self.calendar = calendar
         self.origin = origin
-        self.fractions = policy.fractions
+        self.fraction_pairs = policy.fraction_pairs
         created = origin.at
         self.cycles: dict[Milestone, list[MilestoneClock]] = {
             m: [MilestoneClock(self, m, 0, created)] for m in MILESTONES}
@@ -332,6 +343,9 @@ class CaseState:
         self._attrs_filled = origin.attrs
         self._limits: dict[Milestone, Limit] | None = None
         self.limits_version = 0
+        self.runs = 3  # milestone runs so far (each reopen / re-dispatch adds some)
+        self._clocks: tuple[MilestoneClock, ...] = ()
+        self._clocks_key: tuple[int, int] = (-1, -1)
 
     # ---- applying a step ---------------------------------------------------------------------
 
@@ -373,6 +387,7 @@ class CaseState:
                 runs = cycles[m]
                 runs[-1].halt(at, AlertEnd.RESTARTED)
                 runs.append(MilestoneClock(self, m, len(runs), at))
+                self.runs += 1
             self.reopens += 1
             self.halted = False
         elif kind is EventType.CLOSED or kind is EventType.CANCELLED:
@@ -399,6 +414,7 @@ class CaseState:
                     runs = cycles[m]
                     runs[-1].halt(at, AlertEnd.RESTARTED)
                     runs.append(MilestoneClock(self, m, len(runs), at))
+                    self.runs += 1
         elif kind is EventType.SUSPENDED:
             if not self.halted and self._open_pause(at) is None:
                 limit = self.policy.max_suspension
@@ -566,12 +582,17 @@ class CaseState:
     @property
     def clocks(self) -> tuple[MilestoneClock, ...]:
         """Every run of every milestone the policy gives a limit."""
-        limits = self.limits
-        return tuple(c for m in MILESTONES if m in limits for c in self.cycles[m])
+        key = (self.limits_version, self.runs)
+        if self._clocks_key != key:
+            limits = self.limits
+            self._clocks = tuple(c for m in MILESTONES if m in limits for c in self.cycles[m])
+            self._clocks_key = key
+        return self._clocks
 
     def current(self, milestone: Milestone) -> MilestoneClock | None:
         """The milestone's latest run, if the policy gives it a limit."""
-        return self.cycles[milestone][-1] if milestone in self.limits else None
+        limits = self._limits if self._limits is not None else self.limits
+        return self.cycles[milestone][-1] if milestone in limits else None
 
     def clock(self, milestone: Milestone, cycle: int | None = None) -> MilestoneClock | None:
         if cycle is None:

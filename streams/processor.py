@@ -41,6 +41,7 @@ CaseStore = MutableMapping[str, bytes]
 CLOCK_PREFIX = "\x00clock:"
 STATE_VERSION = 3
 MAX_DEAD_LETTER_RAW = 4096
+_TOPIC_OF = {s: f"events.{s.value}" for s in Source}
 _TYPES = list(EventType)
 _TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
 _SATISFACTIONS = list(Satisfaction)
@@ -190,8 +191,7 @@ class CaseEntry:
             rows.append(row)
         return orjson.dumps([
             STATE_VERSION, self.partition, self.upcoming or 0, base,
-            [[a.source.value, a.system, a.district, a.street, a.community, a.grid, a.category,
-              a.urgency.value, a.caller_hash] for a in attrs_list],
+            [list(a) for a in attrs_list],
             rows,
             [[code, r[0] - base, r[1] - base, r[2]] for code, r in self.sent.items()],
         ])
@@ -452,14 +452,14 @@ class CaseProcessor:
         if entry is None:
             entry = self._load(case_id) or CaseEntry(partition)
             dirty[case_id] = entry
-        source = step.attrs.source.value
+        source = step.attrs.source
         kept = entry.steps.get(step.event_id)
         if kept is not None and not step.supersedes(kept):
             self.counts["duplicate"] += 1
             self._stats.duplicates[source] += 1
             return
         self.counts["processed"] += 1
-        self._stats.events[(source, step.kind.value)] += 1
+        self._stats.events[(source, step.kind)] += 1
         if step.at > part.high_water:
             part.high_water = step.at
         lateness = self.lateness if self.mode is Mode.LIVE else 0
@@ -488,7 +488,7 @@ class CaseProcessor:
             return
         clock = state.current(_MEETS[step.kind])
         if clock is not None and clock.met_us == step.at:
-            self._stats.met.append((state.source.value, state.urgency.value, clock.milestone,
+            self._stats.met.append((state.source, state.urgency, clock.milestone,
                                     (step.at - clock.start_us) / 1e6))
 
     def _flush(self, dirty: dict[str, CaseEntry], progress: dict[TopicPartition, list[int]],
@@ -547,8 +547,7 @@ class CaseProcessor:
                 at = clock
             emitted = self._emitted_at(at, steps)
             out.alerts.append((partition, key, alert_json(state, change, emitted)))
-            self._stats.alerts[(state.source.value, change.milestone.value, change.level.value,
-                                change.kind)] += 1
+            self._stats.alerts[(state.source, change.milestone, change.level, change.kind)] += 1
             if change.kind == "fire":
                 self._stats.alert_delays.append(max(0.0, (emitted - change.fires_at) / 1e6))
         entry.upcoming = upcoming
@@ -605,7 +604,7 @@ class CaseProcessor:
 
 def _topic_of(entry: CaseEntry) -> str:
     step = next(iter(entry.steps.values()))
-    return f"events.{step.attrs.source.value}"
+    return _TOPIC_OF[step.attrs.source]
 
 
 _RED = list(AlertLevel).index(AlertLevel.RED)
@@ -635,7 +634,7 @@ def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
         due = current.due_us()[0]
         met = current.met_us
         flags += [met is not None or due < clock, met is not None and met <= due]
-    return CaseFacts(state.source.value, state.district or "unknown", state.urgency.value,
+    return CaseFacts(state.source, state.district or "unknown", state.urgency,
                      state.created_us, is_open, overdue, flags[0], flags[1], flags[2], flags[3],
                      state.suspended_at(clock))
 

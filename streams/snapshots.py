@@ -17,11 +17,20 @@ _CN_EPOCH = datetime(1970, 1, 1, 8, tzinfo=_CN)
 _ONE_US = timedelta(microseconds=1)
 
 
+_ISO: dict[int, str] = {}
+
+
 def iso(us: int | None) -> str | None:
-    """An instant as ISO 8601 in China time (+08:00)."""
+    """An instant as ISO 8601 in China time (+08:00). Remembered: due instants are shared by
+    every case that starts on the same day."""
     if us is None:
         return None
-    return (_CN_EPOCH + us * _ONE_US).isoformat()
+    text = _ISO.get(us)
+    if text is None:
+        if len(_ISO) > 100_000:
+            _ISO.clear()
+        text = _ISO[us] = (_CN_EPOCH + us * _ONE_US).isoformat()
+    return text
 
 
 def _late(met: int | None, due: int | None) -> int | None:
@@ -46,16 +55,16 @@ def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, An
     met = [None if c is None else c.met_us for c in (respond, resolve, feedback)]
     return {
         "case_id": state.case_id,
-        "source": state.source.value,
+        "source": state.source,
         "system": state.system,
         "district": state.district,
         "street": state.street,
         "community": state.community,
         "grid": state.grid,
         "category": state.category,
-        "urgency": state.urgency.value,
+        "urgency": state.urgency,
         "unit": state.unit,
-        "status": state.status_at(clock).value,
+        "status": state.status_at(clock),
         "created_at": iso(state.created_us),
         "responded_at": iso(met[0]),
         "resolved_at": iso(met[1]),
@@ -64,7 +73,7 @@ def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, An
         "respond_due": iso(dues[0]),
         "resolve_due": iso(dues[1]),
         "feedback_due": iso(dues[2]),
-        "satisfaction": None if state.satisfaction is None else state.satisfaction.value,
+        "satisfaction": state.satisfaction,
         "reopen_count": state.reopen_count,
         "escalation_level": escalation,
         "cycle": state.cycle,
@@ -89,23 +98,23 @@ def snapshot_json(state: CaseState, clock: int, escalation: int) -> bytes:
 def alert_dict(state: CaseState, change: AlertChange, emitted_at: int) -> dict[str, Any]:
     retracted = change.kind == "retract"
     return {
-        "alert_id": f"{state.case_id}:{change.milestone.value}:{change.cycle}:{change.level.value}",
+        "alert_id": f"{state.case_id}:{change.milestone}:{change.cycle}:{change.level}",
         "case_id": state.case_id,
-        "source": state.source.value,
+        "source": state.source,
         "district": state.district,
         "street": state.street,
         "unit": state.holder_at(change.fires_at),
         "category": state.category,
-        "milestone": change.milestone.value,
+        "milestone": change.milestone,
         "cycle": change.cycle,
-        "level": change.level.value,
+        "level": change.level,
         "due_at": iso(change.due_at),
         "fires_at": iso(change.fires_at),
         "emitted_at": iso(emitted_at),
         "retracted": retracted,
         "provisional": change.provisional,
         "ended_at": iso(change.ended_at),
-        "end_reason": None if change.end_reason is None else change.end_reason.value,
+        "end_reason": change.end_reason,
     }
 
 

@@ -167,6 +167,9 @@ def _enum(data: dict[str, Any], name: str, table: dict[str, Any], default: Any =
     return found
 
 
+_OPTIONAL_TEXT = ("district", "street", "community", "grid", "unit", "caller_hash")
+
+
 def parse_step(raw: bytes, attrs_cache: dict[CaseAttrs, CaseAttrs]) -> tuple[str, Step]:
     """(case_id, step) from an event's JSON bytes, validated field by field like the model does.
     `attrs_cache` interns the case-level fields: most events of a case carry the same ones."""
@@ -176,27 +179,50 @@ def parse_step(raw: bytes, attrs_cache: dict[CaseAttrs, CaseAttrs]) -> tuple[str
         raise InvalidRecord(f"not a canonical event: not JSON ({exc})") from None
     if type(data) is not dict:
         raise InvalidRecord("not a canonical event: not a JSON object")
-    if not _FIELDS.issuperset(data):
+    if not data.keys() <= _FIELDS:
         extra = sorted(set(data) - _FIELDS)[0]
         raise InvalidRecord(f"not a canonical event: unknown field {extra[:40]!r}")
-    version = data.get("schema_version", SCHEMA_VERSION)
+    get = data.get
+    version = get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise InvalidRecord(f"not a canonical event: schema_version {version!r} (this worker reads "
                             f"{SCHEMA_VERSION})")
-    case_id = _text(data, "case_id", True, 1)
-    event_id = _text(data, "event_id", True, 1)
-    kind = _enum(data, "type", _TYPES)
-    at = _instant(data, "occurred_at", True)
-    attrs = CaseAttrs(
-        _enum(data, "source", _SOURCES), _text(data, "system", True, 1),  # type: ignore[arg-type]
-        _text(data, "district"), _text(data, "street"), _text(data, "community"),
-        _text(data, "grid"), _text(data, "category") if "category" in data else "other:",  # type: ignore[arg-type]
-        _enum(data, "urgency", _URGENCIES, Urgency.NORMAL), _text(data, "caller_hash"))
+    case_id = get("case_id")
+    event_id = get("event_id")
+    system = get("system")
+    for name, value in (("case_id", case_id), ("event_id", event_id), ("system", system)):
+        if type(value) is not str or not value:
+            raise InvalidRecord(f"not a canonical event: {name} must be a non-empty string")
+    for name in _OPTIONAL_TEXT:
+        value = get(name)
+        if value is not None and type(value) is not str:
+            raise InvalidRecord(f"not a canonical event: {name} must be a string")
+    category = get("category", "other:")
+    if type(category) is not str:
+        raise InvalidRecord("not a canonical event: category must be a string")
+    kind = _TYPES.get(get("type"))  # type: ignore[arg-type]
+    if kind is None:
+        _enum(data, "type", _TYPES)
+    source = _SOURCES.get(get("source"))  # type: ignore[arg-type]
+    if source is None:
+        _enum(data, "source", _SOURCES)
+    urgency = get("urgency")
+    urgency = Urgency.NORMAL if urgency is None else _enum(data, "urgency", _URGENCIES)
+    attrs = CaseAttrs(source, system, get("district"), get("street"), get("community"),  # type: ignore[arg-type]
+                      get("grid"), category, urgency, get("caller_hash"))
     attrs = attrs_cache.setdefault(attrs, attrs)
-    satisfaction = data.get("satisfaction")
+    satisfaction = get("satisfaction")
+    if satisfaction is not None:
+        satisfaction = _enum(data, "satisfaction", _SATISFACTIONS)
+    extension_days = get("extension_days")
+    reopen_count = get("reopen_count")
+    due_at = get("due_at")
+    reason = get("reason")
     step = Step(
-        event_id, kind, at, attrs, _text(data, "unit"),  # type: ignore[arg-type]
-        None if satisfaction is None else _enum(data, "satisfaction", _SATISFACTIONS),
-        _small_int(data, "extension_days", 365), _small_int(data, "reopen_count", 1000),
-        _instant(data, "due_at"), _text(data, "reason", max_length=500))
+        event_id, kind, _instant(data, "occurred_at", True), attrs, get("unit"),  # type: ignore[arg-type]
+        satisfaction,
+        None if extension_days is None else _small_int(data, "extension_days", 365),
+        None if reopen_count is None else _small_int(data, "reopen_count", 1000),
+        None if due_at is None else _instant(data, "due_at"),
+        None if reason is None else _text(data, "reason", max_length=500))
     return case_id, step  # type: ignore[return-value]
