@@ -148,7 +148,7 @@ table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px so
 <h1>civicflow 三率报告 (响应率 / 按期办结率 / 满意率)</h1>
 <p class="meta">Pipeline clock {_local(clock)} (Asia/Shanghai) · events {events} · rejects {rejects} ·
 cases {cases} (open {open_cases}, cancelled {cancelled})</p>
-<h2>三率 per district</h2>{rates_chart(rates)}
+<h2>三率, 派单准确率 and 退单率 per district</h2>{rates_chart(rates)}
 <table><tr><th>district</th><th>cases</th><th>响应率</th><th>按期办结率</th><th>满意率</th><th>overdue open</th><th>派单准确率</th><th>退单率</th></tr>{rate_rows}</table>
 <h2>Overdue trend: red and escalation alerts per day</h2>{trend_chart(trend)}
 <h2>Unit ranking {latest:%Y-%m} (mean of the three rates; change against last month; 超期: late
