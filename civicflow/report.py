@@ -4,7 +4,7 @@ most cases, alerts, and the most overdue open cases."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
@@ -85,6 +85,25 @@ def units_by_returns(client: Client, db: str, limit: int = 10) -> list[UnitDispa
     ).result_rows]
 
 
+@dataclass(frozen=True)
+class UnitOverdue:
+    unit: str
+    source: str
+    rank: int
+    score: float | None
+    overdue: int  # late milestones charged to the unit: it held the case when the time ran out
+
+
+def units_by_overdue(client: Client, db: str, limit: int = 10) -> tuple[date, list[UnitOverdue]]:
+    """The latest month of the unit ranking: the units charged with the most late milestones."""
+    month = client.query(f"SELECT max(month) FROM {db}.unit_rankings_monthly").result_rows[0][0]
+    rows = client.query(
+        f"SELECT unit, source, unit_rank, score, overdue FROM {db}.unit_rankings_monthly "
+        f"WHERE month = {{m:Date}} AND overdue > 0 ORDER BY overdue DESC, score, unit "
+        f"LIMIT {int(limit)}", parameters={"m": month}).result_rows
+    return month, [UnitOverdue(u, s, int(rk), sc, int(od)) for u, s, rk, sc, od in rows]
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
@@ -118,6 +137,16 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
     for u in units_by_returns(client, db):
         units.add_row(u.unit, u.source, str(u.dispatched_to), str(u.returned_by), _pct(u.return_rate))
     console.print(units)
+
+    month, charged = units_by_overdue(client, db)
+    console.print(f"units charged with the most overdue milestones, {month:%Y-%m} "
+                  "(the unit that held the case when the time ran out):")
+    overdue_units = Table()
+    for name in ("unit", "source", "rank", "score", "overdue"):
+        overdue_units.add_column(name, justify="right")
+    for o in charged:
+        overdue_units.add_row(o.unit, o.source, str(o.rank), _pct(o.score), str(o.overdue))
+    console.print(overdue_units)
 
     alerts = client.query(
         f"SELECT level, sum(alerts) FROM {db}.alerts_daily GROUP BY level "

@@ -253,3 +253,16 @@ def test_report_and_page_show_return_rate_and_dispatch_accuracy(dispatch_db):
     assert "<td>370102</td>" in page and "<td>33.3%</td><td>50.0%</td></tr>" in page
     assert "<tr><td>U1</td><td>hotline</td><td>4</td><td>3</td><td>75.0%</td></tr>" in page
 
+
+
+def test_report_lists_the_units_charged_with_overdue(ranking_db):
+    client, db = ranking_db
+    buffer = io.StringIO()
+    print_report(client, db, Console(file=buffer, width=240, color_system=None))
+    text = buffer.getvalue()
+    assert "units charged with the most overdue milestones, 2026-10" in text
+    rows = [[c.strip() for c in line.split("│")[1:6]] for line in text.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip() in ("U1", "U2", "U3")]
+    # one late milestone each (see the ranking test); U1 first: the lowest score
+    assert rows == [["U1", "hotline", "3", "0.0%", "1"], ["U2", "hotline", "2", "75.0%", "1"],
+                    ["U3", "hotline", "1", "83.3%", "1"]]
