@@ -49,18 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cases-per-day", type=int, default=60, help="grid cases per district")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
+    demo.add_argument("--no-dispatch-steps", dest="dispatch_steps", action="store_false",
+                      help="no returns, re-dispatches or suspensions, no 12345 circulation log")
 
     rep = sub.add_parser("replay", help="replay feed files through the whole pipeline")
     _common(rep)
     rep.add_argument("--format", required=True, dest="format_name",
-                     help="jn-grid, 12345, wuye or nyc311")
+                     help="jn-grid, 12345, 12345-flow, wuye or nyc311")
     rep.add_argument("--as-of", type=_as_of)
     rep.add_argument("files", nargs="+", type=Path)
 
     ing = sub.add_parser("ingest", help="feed files -> adapters -> Kafka, with the accounting")
     _common(ing)
     ing.add_argument("--format", required=True, dest="format_name",
-                     help="jn-grid, 12345, wuye or nyc311")
+                     help="jn-grid, 12345, 12345-flow, wuye or nyc311")
     ing.add_argument("files", nargs="+", type=Path)
 
     serve = sub.add_parser("serve-ingest", help="the property-service webhook server")
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--cases-per-day", type=int, default=120)
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
+    sim.add_argument("--no-dispatch-steps", dest="dispatch_steps", action="store_false",
+                     help="no returns, re-dispatches or suspensions, no 12345 circulation log")
 
     worker = sub.add_parser("worker", help="the Faust stream worker")
     _common(worker)

@@ -32,12 +32,14 @@ def _progress(message: str) -> None:
               highlight=False)
 
 
-def write_simulated_city(out_dir: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
-    """The three feeds of one simulated city, in their district formats."""
+def write_simulated_city(out_dir: Path, args: argparse.Namespace, dispatch: bool = False
+                         ) -> list[tuple[str, Path]]:
+    """The feeds of one simulated city, in their district formats; with `dispatch`, returns,
+    re-dispatches and suspensions in the grid feed and a 12345 circulation log beside the export."""
     from producers.simulator import (
         hotline_csv,
         simulate_grid,
-        simulate_hotline,
+        simulate_hotline_exports,
         simulate_property,
         write_lines,
     )
@@ -45,22 +47,30 @@ def write_simulated_city(out_dir: Path, args: argparse.Namespace) -> list[tuple[
     ensure_var_dir(out_dir)
     common = {"seed": args.seed, "start": args.start, "days": args.days, "districts": args.districts}
     grid = out_dir / "grid.jsonl"
-    grid_lines = simulate_grid(cases_per_day=args.cases_per_day, **common)
+    grid_lines = simulate_grid(cases_per_day=args.cases_per_day, dispatch=dispatch, **common)
     write_lines(str(grid), grid_lines)
     hotline = out_dir / "hotline_12345.csv"
-    rows = simulate_hotline(cases_per_day=max(1, args.cases_per_day * 2 // 3), **common)
-    hotline.write_bytes(hotline_csv(rows, "gbk"))
+    exports = simulate_hotline_exports(cases_per_day=max(1, args.cases_per_day * 2 // 3),
+                                       dispatch=dispatch, **common)
+    hotline.write_bytes(hotline_csv(exports.orders, "gbk"))
     prop = out_dir / "property_wuye.jsonl"
     prop_lines = simulate_property(cases_per_day=max(1, args.cases_per_day // 3), **common)
     write_lines(str(prop), prop_lines)
+    feeds = [("jn-grid", grid), ("12345", hotline), ("wuye", prop)]
+    flow_note = ""
+    if exports.flow:
+        flow = out_dir / "hotline_12345_flow.csv"
+        flow.write_bytes(hotline_csv(exports.flow, "gbk"))
+        feeds.insert(2, ("12345-flow", flow))
+        flow_note = f", {flow} ({len(exports.flow)} steps, GBK)"
     _progress(f"simulated {args.days} days of {args.districts} districts: {grid} "
-              f"({len(grid_lines)} lines), {hotline} ({len(rows)} rows, GBK), {prop} "
-              f"({len(prop_lines)} lines)")
-    return [("jn-grid", grid), ("12345", hotline), ("wuye", prop)]
+              f"({len(grid_lines)} lines), {hotline} ({len(exports.orders)} rows, GBK){flow_note}, "
+              f"{prop} ({len(prop_lines)} lines)")
+    return feeds
 
 
 def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
-    write_simulated_city(args.out, args)
+    write_simulated_city(args.out, args, dispatch=args.dispatch_steps)
     return 0
 
 
@@ -123,7 +133,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.report import print_report
 
     ensure_var_dir(settings.var_dir)
-    feeds = write_simulated_city(settings.var_dir / "sim", args)
+    feeds = write_simulated_city(settings.var_dir / "sim", args, dispatch=args.dispatch_steps)
     result, sink = replay(settings, feeds, None, _progress)
     _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
               f"({len(result.events) / result.seconds:,.0f} events/s end to end)")

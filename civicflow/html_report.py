@@ -1,5 +1,7 @@
 """`civicflow report --html FILE`: one self-contained page (inline SVG, no scripts, no network)
-with the 三率 per district, the overdue (red and worse) alert trend and the unit ranking."""
+with the 三率, 派单准确率 and 退单率 per district, the overdue (red and worse) alert trend, the unit
+ranking (overdue charged to the unit that held the case when the time ran out) and the units
+that return the most cases."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
-from civicflow.report import DistrictRates, _local, district_rates
+from civicflow.report import DistrictRates, _local, district_dispatch, district_rates, units_by_returns
 
 COLORS = {"响应率": "#2b6cb0", "按期办结率": "#2f855a", "满意率": "#c05621"}
 FONT = "'Noto Sans CJK SC','WenQuanYi Micro Hei','Microsoft YaHei',sans-serif"
@@ -22,6 +24,7 @@ class RankingRow:
     score: float
     rank: int
     change: int | None
+    overdue: int  # late milestones charged to the unit (it held the case when time ran out)
 
 
 def _esc(text: object) -> str:
@@ -88,13 +91,14 @@ def ranking_chart(rows: list[RankingRow], width: int = 760) -> str:
              f'role="img" aria-label="unit ranking">']
     for i, row in enumerate(rows):
         y = 10 + i * bar_h
-        w = (width - left - 80) * row.score
+        w = (width - left - 150) * row.score
         change = "" if row.change is None else (f" ▲{row.change}" if row.change > 0 else
                                                  f" ▼{-row.change}" if row.change < 0 else " =")
         parts.append(f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">'
                      f'{row.rank}. {_esc(row.unit)} ({_esc(row.source)})</text>'
                      f'<rect class="bar" x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="#2b6cb0"/>'
-                     f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12">{row.score * 100:.1f}{change}</text>')
+                     f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12">{row.score * 100:.1f}{change}'
+                     f' · 超期 {row.overdue}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -108,18 +112,28 @@ def build_html(client: Client, db: str) -> str:
         f"SELECT day, sum(alerts) FROM {db}.alerts_daily WHERE level != 'yellow' "
         "GROUP BY day ORDER BY day").result_rows]
     latest = client.query(f"SELECT max(month) FROM {db}.unit_rankings_monthly").result_rows[0][0]
-    ranking = [RankingRow(u, s, float(sc or 0), int(rk), None if ch is None else int(ch))
-               for u, s, sc, rk, ch in client.query(
-                   f"SELECT unit, source, score, unit_rank, rank_change FROM {db}.unit_rankings_monthly "
+    ranking = [RankingRow(u, s, float(sc or 0), int(rk), None if ch is None else int(ch), int(od))
+               for u, s, sc, rk, ch, od in client.query(
+                   f"SELECT unit, source, score, unit_rank, rank_change, overdue FROM {db}.unit_rankings_monthly "
                    "WHERE month = {m:Date} ORDER BY source, unit_rank LIMIT 20",
                    parameters={"m": latest}).result_rows]
     overdue = client.query(
         f"SELECT case_id, district, unit, milestone, due_at, overdue_seconds FROM {db}.overdue_open_cases "
         "ORDER BY overdue_seconds DESC, case_id LIMIT 10").result_rows
+    dispatch = district_dispatch(client, db)
+
+    def dispatch_cells(district: str) -> str:
+        d = dispatch.get(district)
+        return (f"<td>{_pct(d.accuracy if d else None)}</td>"
+                f"<td>{_pct(d.return_rate if d else None)}</td>")
     rate_rows = "".join(
         f"<tr><td>{_esc(r.district)}</td><td>{r.created}</td><td>{_pct(r.response_rate)}</td>"
-        f"<td>{_pct(r.on_time_rate)}</td><td>{_pct(r.satisfaction_rate)}</td><td>{r.overdue_open}</td></tr>"
+        f"<td>{_pct(r.on_time_rate)}</td><td>{_pct(r.satisfaction_rate)}</td><td>{r.overdue_open}</td>"
+        f"{dispatch_cells(r.district)}</tr>"
         for r in rates)
+    return_rows = "".join(
+        f"<tr><td>{_esc(u.unit)}</td><td>{_esc(u.source)}</td><td>{u.dispatched_to}</td>"
+        f"<td>{u.returned_by}</td><td>{_pct(u.return_rate)}</td></tr>" for u in units_by_returns(client, db))
     overdue_rows = "".join(
         f"<tr><td>{_esc(c)}</td><td>{_esc(d or '')}</td><td>{_esc(u or '')}</td><td>{_esc(m)}</td>"
         f"<td>{_local(due)}</td><td>{int(s) // 3600} h</td></tr>" for c, d, u, m, due, s in overdue)
@@ -134,12 +148,15 @@ table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px so
 <h1>civicflow 三率报告 (响应率 / 按期办结率 / 满意率)</h1>
 <p class="meta">Pipeline clock {_local(clock)} (Asia/Shanghai) · events {events} · rejects {rejects} ·
 cases {cases} (open {open_cases}, cancelled {cancelled})</p>
-<h2>三率 per district</h2>{rates_chart(rates)}
-<table><tr><th>district</th><th>cases</th><th>响应率</th><th>按期办结率</th><th>满意率</th><th>overdue open</th></tr>{rate_rows}</table>
+<h2>三率, 派单准确率 and 退单率 per district</h2>{rates_chart(rates)}
+<table><tr><th>district</th><th>cases</th><th>响应率</th><th>按期办结率</th><th>满意率</th><th>overdue open</th><th>派单准确率</th><th>退单率</th></tr>{rate_rows}</table>
 <h2>Overdue trend: red and escalation alerts per day</h2>{trend_chart(trend)}
-<h2>Unit ranking {latest:%Y-%m} (mean of the three rates; change against last month)</h2>{ranking_chart(ranking)}
+<h2>Unit ranking {latest:%Y-%m} (mean of the three rates; change against last month; 超期: late
+milestones charged to the unit that held the case when the time ran out)</h2>{ranking_chart(ranking)}
 <h2>10 most overdue open cases (督办)</h2>
 <table><tr><th>case</th><th>district</th><th>unit</th><th>milestone</th><th>due</th><th>overdue</th></tr>{overdue_rows}</table>
+<h2>Units that returned the most cases (退单率 = returned / dispatched to the unit)</h2>
+<table><tr><th>unit</th><th>source</th><th>dispatched to it</th><th>returned</th><th>退单率</th></tr>{return_rows}</table>
 </body></html>
 """
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.privacy import mask_text, stated_reason
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_grid_code
@@ -32,7 +33,13 @@ EVENT_TYPES: dict[str, EventType] = {
     "结案": EventType.CLOSED,
     "作废": EventType.CANCELLED,
     "督办": EventType.SUPERVISED,
+    "退回": EventType.RETURNED,
+    "改派": EventType.REASSIGNED,
+    "挂起": EventType.SUSPENDED,
+    "解挂": EventType.RESUMED,
 }
+# event types whose `说明` is kept, masked, as the event's reason (DESIGN §4)
+WITH_REASON = frozenset({EventType.RETURNED, EventType.SUSPENDED})
 URGENCIES: dict[str, Urgency] = {"紧急": Urgency.URGENT, "一般": Urgency.NORMAL, "疑难": Urgency.COMPLEX}
 SATISFACTIONS: dict[str, Satisfaction] = {
     "满意": Satisfaction.SATISFIED,
@@ -95,6 +102,10 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
             raise InvalidRecord(f"延期天数 {raw_days!r} is not a whole number of days") from exc
         if not 0 < extension_days <= 365:
             raise InvalidRecord(f"延期天数 {extension_days} is outside 1..365")
+    unit = _text(record, "承办单位编码")
+    if kind is EventType.REASSIGNED and unit is None:
+        raise InvalidRecord("改派 without 承办单位编码: a re-dispatch names the unit it goes to")
+    reason = stated_reason(_text(record, "说明")) if kind in WITH_REASON else None
     category = load_catalog().code_for(Source.GRID, _text(record, "事项大类"), _text(record, "事项小类"))
     return Event.build(
         event_id=make_event_id(FORMAT, native_event),
@@ -109,9 +120,10 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
         grid=area.grid if area else None,
         category=category,
         urgency=urgency,
-        unit=_text(record, "承办单位编码"),
+        unit=unit,
         satisfaction=satisfaction,
         extension_days=extension_days,
+        reason=reason,
     )
 
 
@@ -133,6 +145,6 @@ class GridAdapter(FeedAdapter):
         try:
             return record_to_event(orjson.loads(raw), now)
         except orjson.JSONDecodeError as exc:
-            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", text)
+            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", mask_text(text))
         except InvalidRecord as exc:
-            return Reject(FORMAT, Source.GRID, file, number, exc.reason, text)
+            return Reject(FORMAT, Source.GRID, file, number, exc.reason, mask_text(text))

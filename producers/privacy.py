@@ -35,3 +35,14 @@ def mask_text(text: str) -> str:
     text = _ID_CARD.sub(MASK, text)
     text = _MOBILE.sub(MASK, text)
     return _LANDLINE.sub(MASK, text)
+
+
+REASON_LIMIT = 500  # Event.reason's max_length
+
+
+def stated_reason(text: str | None) -> str | None:
+    """A unit's free-text reason (说明) as an event may carry it: phone and ID numbers masked,
+    then cut to the model's limit (cutting first could leave half a number unmasked)."""
+    if text is None or not text.strip():
+        return None
+    return mask_text(text.strip())[:REASON_LIMIT]

@@ -84,6 +84,9 @@ class WorkerMetrics(Observer):
                               "Alert records emitted: kind fire (an alert fired), end (its milestone "
                               "met, its case closed or cancelled, its clock restarted) or retract.",
                               ["source", "milestone", "level", "kind"], registry=registry)
+        self.returns = Counter("civicflow_case_returns_total",
+                               "Returns (退单) applied: a unit handed a case back to the dispatch centre.",
+                               ["source", "district"], registry=registry)
         self.response_time = Histogram("civicflow_response_time_seconds",
                                        "Time from the clock start to the response.",
                                        ["source", "urgency"], buckets=DURATION_BUCKETS,
@@ -129,6 +132,11 @@ class WorkerMetrics(Observer):
                 self.response_time.labels(source, urgency).observe(max(0.0, seconds))
             elif milestone is Milestone.RESOLVE:
                 self.resolution_time.labels(source, urgency).observe(max(0.0, seconds))
+
+    def returned(self, source: str, district: str | None, count: int = 1) -> None:
+        """Distinct `returned` events applied, by the case's district (a circulation log's
+        steps carry none)."""
+        self.returns.labels(source, district or "unknown").inc(count)
 
     def case(self, case_id: str, facts: CaseFacts | None) -> None:
         self.index.update(case_id, facts)

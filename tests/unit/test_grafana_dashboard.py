@@ -25,7 +25,7 @@ def exported_names() -> set[str]:
     for family in registry.collect():
         names.update(family.name + suffix for suffix in suffixes.get(family.type, [""]))
     # collectors that only yield series once cases exist
-    names.update({"civicflow_cases_open", "civicflow_cases_overdue",
+    names.update({"civicflow_cases_open", "civicflow_cases_overdue", "civicflow_cases_suspended",
                   "civicflow_response_rate_today_ratio", "civicflow_on_time_resolution_rate_today_ratio"})
     return names
 

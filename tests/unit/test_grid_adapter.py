@@ -85,9 +85,34 @@ def test_arbitrary_bytes_never_raise_and_every_line_is_accounted(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["延期天数", "满意度"]),
+@given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["延期天数", "满意度", "说明"]),
                        st.one_of(st.none(), st.text(max_size=20), st.integers(), st.booleans(),
                                  st.lists(st.integers(), max_size=2))))
 def test_mutated_records_are_an_event_or_a_reject(mutation):
     item = parse_one({**GOOD, **mutation})
     assert isinstance(item, Event | Reject)
+
+
+def test_dispatch_and_suspension_steps_follow_the_design():
+    # DESIGN §5.1: 退回 -> returned, 改派 -> reassigned, 挂起 -> suspended, 解挂 -> resumed; 说明 ->
+    # reason on returned and suspended (§4), phone and ID numbers masked
+    said = "居民电话13900139000，身份证370102199001011234，需补材料"
+    masked = "居民电话＊＊＊，身份证＊＊＊，需补材料"
+    expected = {"退回": ("returned", masked), "改派": ("reassigned", None),
+                "挂起": ("suspended", masked), "解挂": ("resumed", None), "办结": ("resolved", None)}
+    for native, (kind, reason) in expected.items():
+        event = parse_one({**GOOD, "事件类型": native, "说明": said})
+        assert isinstance(event, Event), native
+        assert (event.type, event.reason, event.unit) == (kind, reason, "U1")
+    event = parse_one({**GOOD, "事件类型": "挂起", "说明": "短" * 499 + "13900139000"})
+    assert isinstance(event, Event) and event.reason == "短" * 499 + "＊"  # masked, then cut to 500
+    assert parse_one({**GOOD, "事件类型": "退回"}).reason is None
+    assert parse_one({**GOOD, "事件类型": "退回", "说明": " "}).reason is None
+
+
+def test_a_re_dispatch_names_its_unit_and_rejects_keep_no_phone_number():
+    reject = parse_one({**GOOD, "事件类型": "改派", "承办单位编码": "", "说明": "电话13900139000"})
+    assert isinstance(reject, Reject) and reject.reason.startswith("改派 without 承办单位编码")
+    assert "13900139000" not in reject.raw and "电话＊＊＊" in reject.raw
+    reject = parse_one({**GOOD, "事件类型": "挂起", "发生时间": "明天", "说明": "电话13900139000"})
+    assert isinstance(reject, Reject) and "13900139000" not in reject.raw

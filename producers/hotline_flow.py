@@ -1,0 +1,181 @@
+"""12345 circulation log (`12345-flow`, 工单流转记录): CSV, GBK or UTF-8 (DESIGN §5.5).
+
+One row per step of a work order: who dispatched it where, who signed for it, returned it, had
+it re-dispatched, suspended or resumed it. The case is the order export's (`hotline:12345:{工单编号}`),
+which still brings `created`, category, urgency and area; a step seen in both exports (the 派单时间
+of an order row and the 派单 row of its log) has the same type and time, and the worker counts
+it once. Like the order export, the adapter writes each event's wire bytes directly; a property
+test holds them to the model's serialization.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
+from producers.privacy import mask_text, stated_reason
+from producers.textfile import csv_records, decode_feed
+from producers.timeparse import LocalTimes
+from schemas.enums import EventType, Satisfaction, Source
+from schemas.errors import InvalidRecord
+from schemas.event import SCHEMA_VERSION, EncodedEvent, make_case_id, make_event_id
+from streams.calendar import CHINA_TZ
+
+FORMAT = "12345-flow"
+ORDER_FORMAT = "12345"  # the order export: the case id is the order's
+COLUMNS = ["工单编号", "操作时间", "操作类型", "操作单位编码", "操作单位", "目标单位编码", "目标单位",
+           "延期天数", "满意度", "说明"]
+REQUIRED = ["工单编号", "操作时间", "操作类型"]
+OPERATOR, TARGET = "操作单位编码", "目标单位编码"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one 操作类型 becomes: its event type, which column names the unit, whether the unit
+    is required (a dispatch that names no unit says nothing) and whether 说明 is kept."""
+
+    kind: EventType
+    unit_column: str | None = None
+    unit_required: bool = False
+    keeps_reason: bool = False
+
+
+STEPS: dict[str, Step] = {
+    "派单": Step(EventType.DISPATCHED, TARGET, unit_required=True),
+    "签收": Step(EventType.RESPONDED, OPERATOR),
+    "退单": Step(EventType.RETURNED, OPERATOR, keeps_reason=True),
+    "改派": Step(EventType.REASSIGNED, TARGET, unit_required=True),
+    "挂起": Step(EventType.SUSPENDED, keeps_reason=True),
+    "解挂": Step(EventType.RESUMED),
+    "延期": Step(EventType.EXTENDED),
+    "办结": Step(EventType.RESOLVED),
+    "回访": Step(EventType.FEEDBACK),
+    "重办": Step(EventType.REOPENED),
+    "督办": Step(EventType.SUPERVISED),
+    "作废": Step(EventType.CANCELLED),
+}
+SATISFACTIONS = {"满意": Satisfaction.SATISFIED, "基本满意": Satisfaction.BASICALLY_SATISFIED,
+                 "不满意": Satisfaction.UNSATISFIED}
+_HOTLINE = Source.HOTLINE
+_SOURCE = _HOTLINE.value
+_CASE_PREFIX = make_case_id(Source.HOTLINE, ORDER_FORMAT, "")
+# the model's defaults for what the log does not know; the order export's `created` sets them
+_CATEGORY, _URGENCY = "other:", "normal"
+
+
+def safe_raw(row: dict[str, str]) -> str:
+    """The row as a dead letter may keep it: every cell masked (说明 is free text, and a row
+    with a stray comma shifts it into other columns)."""
+    return ",".join(f"{k}={mask_text(v)}" for k, v in row.items())
+
+
+class FlowRowEncoder:
+    """One circulation-log row -> its event's wire bytes."""
+
+    def __init__(self, header: list[str], now: datetime | None, damaged: bool) -> None:
+        absent = len(header)  # a padded row has "" there
+        self.width = absent + 1
+        self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
+        self.latest = now + FUTURE_TOLERANCE if now is not None else None
+        self.damaged = damaged  # the file had undecodable bytes: check rows for U+FFFD
+        self.local_times = LocalTimes(CHINA_TZ)
+
+    def encode(self, cells: list[str]) -> EncodedEvent:
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        ix = self.index
+        order = cells[ix["工单编号"]].strip()
+        if not order:
+            raise InvalidRecord("工单编号 is empty: it makes the case id")
+        if self.damaged and any("\ufffd" in v for v in cells):
+            raise InvalidRecord("encoding: row has bytes that are neither UTF-8 nor GBK; re-export the file")
+        step_text = cells[ix["操作类型"]].strip()
+        step = STEPS.get(step_text)
+        if step is None:
+            raise InvalidRecord(f"操作类型 {step_text!r} is unknown: expected one of {'/'.join(STEPS)}")
+        at = self.local_times.parse(cells[ix["操作时间"]].strip(), "操作时间")
+        if self.latest is not None and at > self.latest:
+            raise InvalidRecord(f"操作时间 {at.isoformat()} is in the future "
+                                f"(now {(self.latest - FUTURE_TOLERANCE).isoformat()})")
+        # the model's field order; a field the model would leave out (None) is not written
+        fields: dict[str, object] = {}
+        if step.unit_column is not None:
+            unit = cells[ix[step.unit_column]].strip()
+            if unit:
+                fields["unit"] = unit
+            elif step.unit_required:
+                raise InvalidRecord(f"{step_text} without {step.unit_column}: "
+                                    "the step names the unit the order goes to")
+        if step.kind is EventType.FEEDBACK:
+            verdict = cells[ix["满意度"]].strip()
+            if verdict:
+                satisfaction = SATISFACTIONS.get(verdict)
+                if satisfaction is None:
+                    raise InvalidRecord(f"满意度 {verdict!r} is unknown: expected 满意, 基本满意 or 不满意")
+                fields["satisfaction"] = satisfaction.value
+        elif step.kind is EventType.EXTENDED:
+            days = cells[ix["延期天数"]].strip()
+            if not days.isascii() or not days.isdigit() or not 0 < int(days) <= 365:
+                raise InvalidRecord(f"延期天数 {days!r} is not a whole number of days from 1 to 365")
+            fields["extension_days"] = int(days)
+        if step.keeps_reason:
+            reason = stated_reason(cells[ix["说明"]])
+            if reason is not None:
+                fields["reason"] = reason
+        event_id = make_event_id(FORMAT, order, step_text, at.isoformat())
+        case_id = _CASE_PREFIX + order
+        payload = orjson.dumps({
+            "schema_version": SCHEMA_VERSION, "event_id": event_id, "case_id": case_id,
+            "source": _SOURCE, "system": FORMAT, "type": step.kind.value, "occurred_at": at,
+            "category": _CATEGORY, "urgency": _URGENCY, **fields})
+        return EncodedEvent(event_id, case_id, _HOTLINE, at, payload)
+
+    def safe_raw(self, cells: list[str]) -> str:
+        return safe_raw({name: cells[i] for name, i in self.index.items() if i < len(cells)})
+
+
+class HotlineFlowAdapter(FeedAdapter):
+    format = FORMAT
+    source = Source.HOTLINE
+
+    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+        """Per source row: (line, [its event]) or (line, [its reject])."""
+        return decoded_rows(self.encode_rows(data, file, now), FORMAT, Source.HOTLINE, file)
+
+    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+                    ) -> Iterator[EncodedRow]:
+        text, _encoding = decode_feed(data)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = [h.strip() for h in next(reader)]
+        except (StopIteration, csv.Error):
+            header = []
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            first = text.splitlines()[0][:500] if text else ""
+            yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
+                             f"header: columns {missing} missing; expected the circulation-log "
+                             f"columns {','.join(COLUMNS)}", mask_text(first))]
+            return
+        encoder = FlowRowEncoder(header, now, damaged="\ufffd" in text)
+        for line, cells, problem in csv_records(reader):
+            if cells is None:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+                continue
+            if not cells:  # a blank line is no record
+                continue
+            if len(cells) > len(header):
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
+                                    "csv: row has more cells than the header", encoder.safe_raw(cells))]
+                continue
+            try:
+                yield line, [encoder.encode(cells)]
+            except InvalidRecord as exc:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
+                                    encoder.safe_raw(cells))]
