@@ -127,6 +127,8 @@ class WorkerMetrics(Observer):
             self.alerts.labels(source, milestone, level, kind).inc(count)
         for delay in stats.alert_delays:
             self.alert_delay.observe(delay)
+        for (source, district), count in stats.returns.items():
+            self.returned(source, district, count)
         for source, urgency, milestone, seconds in stats.met:
             if milestone is Milestone.RESPOND:
                 self.response_time.labels(source, urgency).observe(max(0.0, seconds))

@@ -94,10 +94,11 @@ class BatchStats:
     alerts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     alert_delays: list[float] = field(default_factory=list)
     met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
+    returns: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # source, district
 
     def __bool__(self) -> bool:
         return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
-                    or self.met)
+                    or self.met or self.returns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +471,11 @@ class CaseProcessor:
         entry.add(step, kept)
         if step.kind in _MEETS:
             self._note_met(case_id, entry, step)
+        elif step.kind is EventType.RETURNED and kept is None:
+            # by the case's district: a circulation log's steps carry none themselves
+            district = step.attrs.district or next(
+                (s.attrs.district for s in entry.steps.values() if s.attrs.district), None)
+            self._stats.returns[(source, district)] += 1
         if late:
             self.counts["late"] += 1
             self._stats.late[source] += 1
