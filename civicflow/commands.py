@@ -151,7 +151,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     for file in args.files:
         if not Path(file).is_file():
             raise ConfigError(f"input file {file} does not exist")
-    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress)
+    notify = alertmanager_url(settings, "replay --notify") if args.notify else None
+    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress,
+                          alertmanager=notify)
     _progress(f"replayed {len(result.events)} events as of {result.as_of.isoformat()} in "
               f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
     print_report(sink.client, settings.database, out)

@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
@@ -122,6 +123,21 @@ class Notifier:
 
     # -- start: the active set back from notify.active ---------------------------------------
 
+    def ensure_active_topic(self, timeout: float = 15.0) -> None:
+        """Create `notify.active` (compacted, as many partitions as alerts.sla) if missing."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        topics = admin.list_topics(timeout=timeout).topics
+        if self.active_topic in topics:
+            return
+        partitions = len(topics[ALERTS_TOPIC].partitions) if ALERTS_TOPIC in topics else 1
+        new = NewTopic(self.active_topic, partitions, 1, config={"cleanup.policy": "compact"})
+        for future in admin.create_topics([new], request_timeout=timeout).values():
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - created meanwhile is fine
+                if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise BrokerUnavailable(f"cannot create topic {self.active_topic}: {exc}") from exc
+
     def restore(self, timeout: float = 60.0) -> int:
         """Read `notify.active` to its true end (up to our own start marks); returns the
         number of active alerts."""
@@ -170,6 +186,7 @@ class Notifier:
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
         })
         try:
+            self.ensure_active_topic()
             restored = self.restore()
             log.warning("notifier started: %d active alerts restored", restored)
             self._assign(consumer)

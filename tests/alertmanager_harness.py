@@ -131,9 +131,11 @@ class Alertmanager:
             self.proc.wait(20)
         self.proc = None
 
-    def alerts(self) -> dict[str, dict[str, Any]]:
-        """Alertmanager's alerts by `case_id:level`, active or suppressed (not resolved)."""
+    def alert_list(self) -> list[dict[str, Any]]:
+        """Alertmanager's case alerts, active or suppressed (not resolved)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
-            found = json.loads(response.read())
-        return {f"{a['labels']['case_id']}:{a['labels']['level']}": a for a in found
-                if "case_id" in a["labels"]}
+            return [a for a in json.loads(response.read()) if "case_id" in a["labels"]]
+
+    def alerts(self) -> dict[str, dict[str, Any]]:
+        """Alertmanager's case alerts by `case_id:level` (for cases with one milestone)."""
+        return {f"{a['labels']['case_id']}:{a['labels']['level']}": a for a in self.alert_list()}

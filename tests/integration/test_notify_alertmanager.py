@@ -181,3 +181,29 @@ def test_cards_reach_the_command_centre_through_restarts_and_outages(tmp_path):
             notifier.stop()
             alertmanager.stop()
             receiver.close()
+
+
+def test_replay_with_notify_leaves_alertmanager_with_the_active_alerts(tmp_path, chdb_var):
+    """`replay --notify`: Alertmanager ends with exactly the alerts ClickHouse lists as active
+    (the worker -> sink path, apart from the notifier)."""
+    from civicflow.pipeline import replay
+    from civicflow.settings import Settings
+    from tests.conftest import cn
+
+    receiver = Receiver()
+    alertmanager = Alertmanager(card_config(receiver, tmp_path / "am.yml"), tmp_path / "am")
+    alertmanager.start()
+    try:
+        settings = Settings(var_dir=chdb_var, partitions=2, database="it_replay_notify")
+        fixture = Path(__file__).parent.parent / "fixtures" / "grid_small.jsonl"
+        _, sink = replay(settings, [("jn-grid", fixture)], cn(2026, 10, 21, 12, 0), lambda _: None,
+                         timeout=180, alertmanager=alertmanager.url)
+        active = {f"{case}:{milestone}:{cycle}:{level}" for case, milestone, cycle, level in sink.client.query(
+            "SELECT case_id, milestone, cycle, level FROM it_replay_notify.active_alerts").result_rows}
+        in_am = {f"{a['labels']['case_id']}:{a['labels']['milestone']}:{a['labels']['cycle']}:"
+                 f"{a['labels']['level']}" for a in alertmanager.alert_list()}
+        assert len(active) >= 3
+        assert in_am == active
+    finally:
+        alertmanager.stop()
+        receiver.close()
