@@ -29,6 +29,7 @@ alerts in memory and may have restarted without them.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import threading
@@ -90,7 +91,7 @@ class AlertmanagerClient:
             if 400 <= exc.code < 500:
                 raise AlertmanagerRefused(f"Alertmanager refused the alerts ({exc.code}): {body}") from exc
             raise AlertmanagerUnavailable(f"Alertmanager answered {exc.code}: {body}") from exc
-        except (OSError, TimeoutError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise AlertmanagerUnavailable(f"Alertmanager at {self.endpoint} unreachable: {reason}") from exc
 
@@ -231,6 +232,7 @@ class Notifier:
             log.error("notifier stopped: %s", exc)
         finally:
             consumer.close()
+            del self.producer  # librdkafka would keep reconnecting to a stopped broker otherwise
 
     def _assign(self, consumer: Consumer) -> None:
         metadata = consumer.list_topics(ALERTS_TOPIC, timeout=10)
