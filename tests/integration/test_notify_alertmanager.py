@@ -88,7 +88,8 @@ class NotifierProcess:
 def test_cards_reach_the_command_centre_through_restarts_and_outages(tmp_path):
     receiver = Receiver()
     storage = tmp_path / "am"
-    alertmanager = Alertmanager(card_config(receiver, tmp_path / "am.yml"), storage)
+    # group_wait 2 s: time for both yellows of the unit to reach Alertmanager on a loaded machine
+    alertmanager = Alertmanager(card_config(receiver, tmp_path / "am.yml", group_wait="2s"), storage)
     alertmanager.start()
     with embedded_broker(tmp_path, 2) as bootstrap:
         notifier = NotifierProcess(bootstrap, alertmanager.url, tmp_path)
