@@ -1,5 +1,7 @@
 """`civicflow notify` with the real thing: the embedded broker, Debian's Alertmanager with the
-routes of deploy/alertmanager, and a webhook receiver in the test.
+routes of deploy/alertmanager, and a webhook receiver in the test. The first test writes the
+alerts.sla records itself (the worker's contract: fire, end, retraction); the last one runs the
+live worker.
 
 A yellow then a red of one case reach the command centre as grouped notifications, the red
 inhibits the yellow, a notifier killed (SIGKILL) and restarted changes nothing (not even after
@@ -205,6 +207,72 @@ def test_replay_with_notify_leaves_alertmanager_with_the_active_alerts(tmp_path,
                  f"{a['labels']['level']}" for a in alertmanager.alert_list()}
         assert len(active) >= 3
         assert in_am == active
+    finally:
+        alertmanager.stop()
+        receiver.close()
+
+
+def test_live_worker_cards_reach_the_receiver_and_end_when_the_case_responds(tmp_path):
+    """The whole live stack: a case created on the broker, the live worker fires its yellow and
+    red at their instants, the notifier posts them, and the `responded` event's end records
+    resolve both at the receiver."""
+    from civicflow.pipeline import worker_process
+    from civicflow.settings import Settings
+    from schemas import Event
+    from sinks.notifier import notifier_thread
+
+    policy = tmp_path / "live.toml"
+    # respond in 15 s: yellow at 12 s, red at 15 s (escalations after the test)
+    policy.write_text('[alerts]\nyellow = 0.8\nred = 1.0\nescalation1 = 5.0\nescalation2 = 7.0\n'
+                      'escalation3 = 10.0\n\n[property.urgent]\nrespond = "0.25m"\nresolve = "1h"\n'
+                      'feedback = "1wd"\n')
+    settings = Settings(var_dir=tmp_path, partitions=2, policy=policy, clock_report_seconds=1.0)
+    receiver = Receiver()
+    alertmanager = Alertmanager(card_config(receiver, tmp_path / "am.yml"), tmp_path / "am")
+    alertmanager.start()
+    case = "property:wuye:LIVE1"
+    try:
+        with embedded_broker(tmp_path, 2) as bootstrap, worker_process(settings, bootstrap, "live"), \
+                notifier_thread(bootstrap, alertmanager.url) as notifier:
+            producers = [EventProducer(bootstrap)]
+
+            def event(event_id: str, kind: str, at: datetime) -> None:
+                producers[0].send_event(Event(
+                    event_id=event_id, case_id=case, source="property", system="wuye", type=kind,
+                    urgency="urgent", district="370103", street="370103001", unit="370103001-wg",
+                    occurred_at=at))
+                producers[0].flush()
+
+            producers[0].send_event(Event(event_id="warm", case_id="property:wuye:WARM", source="property",
+                                          system="wuye", type="created", urgency="normal",
+                                          occurred_at=datetime.now(UTC) - timedelta(days=30)))
+            producers[0].flush()
+            deadline = time.monotonic() + 120
+            while notifier.landed("live") == 0:  # the live worker reports its clock
+                assert time.monotonic() < deadline, "the live worker never reported its clock"
+                time.sleep(0.2)
+            created = datetime.now(UTC)
+            event("e1", "created", created)
+            yellow = receiver.wait_for(lambda n: f"{case}:yellow" in n.alerts("firing"), timeout=40)
+            red = receiver.wait_for(lambda n: f"{case}:red" in n.alerts("firing"), timeout=20)
+            for note, level, after in ((yellow, "yellow", 12), (red, "red", 15)):
+                assert note.receiver == "case-command-centre"
+                starts = note.alerts()[f"{case}:{level}"]["startsAt"].replace("Z", "+00:00")
+                # the card starts at the policy's instant (how soon it arrives: make bench notify-live)
+                assert abs((datetime.fromisoformat(starts) - created).total_seconds() - after) < 0.01
+            assert alertmanager.alerts()[f"{case}:yellow"]["status"]["state"] == "suppressed"
+            seen = len(receiver.snapshot())
+            event("e2", "responded", datetime.now(UTC))
+            resolved = {}
+            for level in ("yellow", "red"):
+                resolved[level] = receiver.wait_for(
+                    lambda n, level=level: f"{case}:{level}" in n.alerts("resolved"), after=seen, timeout=20)
+            assert resolved["red"].payload["status"] == "resolved"
+            deadline = time.monotonic() + 10
+            while alertmanager.alerts():
+                assert time.monotonic() < deadline, alertmanager.alerts().keys()
+                time.sleep(0.2)
+            producers.clear()
     finally:
         alertmanager.stop()
         receiver.close()
