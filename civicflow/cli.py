@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", required=True, dest="format_name",
                      help="jn-grid, 12345, 12345-flow, wuye or nyc311")
     rep.add_argument("--as-of", type=_as_of)
+    rep.add_argument("--notify", action="store_true",
+                     help="also send the replay's alerts to Alertmanager (--alertmanager URL)")
+    rep.add_argument("--alertmanager", help="Alertmanager URL for --notify, e.g. http://127.0.0.1:9093")
     rep.add_argument("files", nargs="+", type=Path)
 
     ing = sub.add_parser("ingest", help="feed files -> adapters -> Kafka, with the accounting")
@@ -86,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sink = sub.add_parser("sink", help="the ClickHouse sink")
     _common(sink)
+
+    notify = sub.add_parser("notify", help="alerts.sla -> Alertmanager (红黄牌 to the people who act)")
+    _common(notify)
+    notify.add_argument("--alertmanager", help="Alertmanager URL, e.g. http://127.0.0.1:9093")
 
     sub.add_parser("broker", help="run the embedded broker until Ctrl-C").add_argument(
         "--var-dir", type=Path)
@@ -117,7 +124,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for key, attr in (("bootstrap", "bootstrap"), ("clickhouse", "clickhouse"),
                           ("var_dir", "var_dir"), ("partitions", "partitions"),
                           ("policy", "policy"), ("webhook_host", "host"),
-                          ("webhook_port", "port"))
+                          ("webhook_port", "port"), ("alertmanager_url", "alertmanager"))
         if getattr(args, attr, None) is not None
     }
     try:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
-from schemas.errors import ConfigError
+from schemas.errors import CivicflowError, ConfigError
 from schemas.event import Event
 
 if TYPE_CHECKING:
@@ -151,7 +151,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     for file in args.files:
         if not Path(file).is_file():
             raise ConfigError(f"input file {file} does not exist")
-    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress)
+    notify = alertmanager_url(settings, "replay --notify") if args.notify else None
+    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress,
+                          alertmanager=notify)
     _progress(f"replayed {len(result.events)} events as of {result.as_of.isoformat()} in "
               f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
     print_report(sink.client, settings.database, out)
@@ -278,6 +280,56 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
         runner.run()
     except KeyboardInterrupt:
         runner.stop_event.set()
+    return 0
+
+
+def alertmanager_url(settings: Settings, what: str) -> str:
+    """The Alertmanager URL, checked: one line saying what to set when it is missing or bad."""
+    url = settings.alertmanager_url
+    if not url:
+        raise ConfigError(f"{what} needs Alertmanager: pass --alertmanager http://HOST:9093 or set "
+                          "CIVICFLOW_ALERTMANAGER_URL")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"Alertmanager URL {url!r} must start with http:// or https://")
+    if settings.notify_alert_ttl_seconds < 2 * settings.notify_resend_seconds:
+        raise ConfigError(
+            f"CIVICFLOW_NOTIFY_ALERT_TTL_SECONDS ({settings.notify_alert_ttl_seconds:g}) must be at "
+            f"least twice CIVICFLOW_NOTIFY_RESEND_SECONDS ({settings.notify_resend_seconds:g}), or "
+            "alerts lapse in Alertmanager between two re-sends")
+    return url
+
+
+def cmd_notify(settings: Settings, _args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from civicflow.embedded import create_topics
+    from sinks.notifier import ACTIVE_TOPIC, AlertmanagerClient, Notifier, serve_http
+    from sinks.notify_metrics import NotifyMetrics
+
+    if not settings.bootstrap:
+        raise ConfigError("notify needs a broker: pass --bootstrap host:9092 or set CIVICFLOW_BOOTSTRAP")
+    url = alertmanager_url(settings, "notify")
+    try:
+        create_topics(settings.bootstrap, settings.partitions, timeout=10, compacted=(ACTIVE_TOPIC,))
+    except Exception as exc:  # noqa: BLE001 - any admin failure means no broker to talk to
+        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap}: {exc}; check --bootstrap") from exc
+    registry = CollectorRegistry()
+    notifier = Notifier(settings.bootstrap, AlertmanagerClient(url),
+                        resend_seconds=settings.notify_resend_seconds,
+                        ttl_seconds=settings.notify_alert_ttl_seconds, metrics=NotifyMetrics(registry))
+    if settings.metrics_port:
+        try:
+            serve_http(settings.metrics_host, settings.metrics_port, registry, notifier.health)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                              f"({exc.strerror}): choose another CIVICFLOW_METRICS_PORT") from exc
+    try:
+        notifier.run()
+    except KeyboardInterrupt:
+        notifier.stop_event.set()
+        raise
+    if notifier.error is not None:
+        raise CivicflowError(f"the notifier stopped: {notifier.error}")
     return 0
 
 

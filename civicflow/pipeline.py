@@ -25,6 +25,7 @@ from schemas.policy import load_policy
 from schemas.topics import EVENT_TOPICS
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
+from sinks.notifier import notifier_thread
 from sinks.runner import SinkRunner
 from streams.calendar import WorkingDayCalendar
 
@@ -105,9 +106,10 @@ def sink_thread(settings: Settings, bootstrap: str, sink: ClickHouseSink) -> Ite
 
 
 def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | None,
-           progress: Progress, timeout: float = 600.0) -> tuple[ReplayResult, ClickHouseSink]:
+           progress: Progress, timeout: float = 600.0, alertmanager: str | None = None
+           ) -> tuple[ReplayResult, ClickHouseSink]:
     """Feed files through broker -> worker -> sink -> ClickHouse in event time; return when
-    every event, snapshot and alert has landed."""
+    every event, snapshot and alert has landed (and, given `alertmanager`, was notified)."""
     started = time.monotonic()
     ensure_var_dir(settings.var_dir)
     # fail fast, before anything starts, on a policy or holiday file the worker would refuse
@@ -130,8 +132,11 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
     expected = 3 * len(topics) * settings.partitions
     with broker_for(settings) as bootstrap:
         progress(f"broker ready at {bootstrap}")
+        notifying = contextlib.nullcontext() if alertmanager is None else notifier_thread(
+            bootstrap, alertmanager, resend_seconds=settings.notify_resend_seconds,
+            ttl_seconds=settings.notify_alert_ttl_seconds)
         with worker_process(settings, bootstrap, "replay") as worker, \
-                sink_thread(settings, bootstrap, sink) as runner:
+                sink_thread(settings, bootstrap, sink) as runner, notifying as notifier:
             producer = EventProducer(bootstrap)
             for index, event in enumerate(events, start=1):
                 producer.send_event(event)
@@ -150,9 +155,12 @@ def replay(settings: Settings, files: list[tuple[str, Path]], as_of: datetime | 
                      "worker and the sink")
             deadline = time.monotonic() + timeout
             last_report = 0.0
-            while runner.landed(run_id) < expected:
+            while runner.landed(run_id) < expected or (
+                    notifier is not None and notifier.landed(run_id) < len(topics) * settings.partitions):
                 if runner.error is not None:
                     raise CivicflowError(f"the sink stopped: {runner.error}")
+                if notifier is not None and notifier.error is not None:
+                    raise CivicflowError(f"the notifier stopped: {notifier.error}")
                 if worker.poll() is not None:
                     log_path = settings.var_dir / "worker.log"
                     raise CivicflowError(

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Alertmanager for `civicflow notify` (and `replay --notify`), e.g. http://127.0.0.1:9093
+    alertmanager_url: str | None = None
+    # active alerts are re-sent this often, each valid this long in Alertmanager: the
+    # validity bounds how long an alert outlives a notifier that is gone for good
+    notify_resend_seconds: float = Field(default=60.0, gt=0)
+    notify_alert_ttl_seconds: float = Field(default=900.0, gt=0)
+
     def as_env(self) -> dict[str, str]:
         """Every setting as the CIVICFLOW_* environment of a child process, so a worker or
         sink started by the CLI gets exactly these settings (not a hand-picked few)."""

@@ -28,7 +28,7 @@ def split_statements(sql: str) -> list[str]:
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+)\s*\(", re.S)
 _ENGINE = re.compile(r"ENGINE = (ReplacingMergeTree)(?:\((\w*)\))?")
 _SHARD_KEY = {"events": "cityHash64(case_id)", "cases": "cityHash64(case_id)",
-              "alerts": "cityHash64(case_id)"}
+              "alerts": "cityHash64(case_id)", "alert_ends": "cityHash64(case_id)"}
 
 
 def cluster_statements(statement: str, cluster: str) -> list[str]:

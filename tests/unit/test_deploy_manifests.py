@@ -45,3 +45,18 @@ def test_dockerfile_copies_every_package():
     pyproject = (DEPLOY.parent / "pyproject.toml").read_text()
     packages = set(re.search(r"packages = \[(.*?)\]", pyproject).group(1).replace('"', "").split(", "))
     assert {p.split(".")[0] for p in packages} == copied
+
+
+def test_the_notifier_runs_once_with_health_and_an_alertmanager():
+    manifests = yaml.safe_load_all((DEPLOY / "k8s" / "civicflow.yaml").read_text())
+    docs = {d["metadata"]["name"]: d for d in manifests}
+    notify = docs["civicflow-notify"]["spec"]
+    assert notify["replicas"] == 1 and notify["strategy"]["type"] == "Recreate"
+    container = notify["template"]["spec"]["containers"][0]
+    port = next(e["value"] for e in container["env"] if e["name"] == "CIVICFLOW_METRICS_PORT")
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": int(port)}
+    assert docs["civicflow-settings"]["stringData"]["CIVICFLOW_ALERTMANAGER_URL"].startswith("http")
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert compose["notify"]["environment"]["CIVICFLOW_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    scrape = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    assert f"civicflow-notify:{port}" in scrape
