@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_ingest, bench_notify, bench_replay, bench_sink
+from bench import bench_ingest, bench_notify, bench_sink, bench_worker
 
 
 def main() -> int:
-    runs = {"ingest": bench_ingest.run, "replay": bench_replay.run, "sink": bench_sink.run_sink,
+    runs = {"ingest": bench_ingest.run, "worker": bench_worker.run, "sink": bench_sink.run_sink,
             "rates": bench_sink.run_rates, "notify": bench_notify.run,
             "notify-live": bench_notify.run_live}
     for name in sys.argv[1:] or list(runs):

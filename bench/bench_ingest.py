@@ -53,11 +53,13 @@ def run(days: int = 20) -> list[Result]:
                 producer.send_event(event)
             producer.flush(60)
 
-        seconds = best_of({
-            "raw": raw,
-            "models": through_models,
-            "ours": lambda: ingest_files([("12345", path)], bootstrap, b"k", lambda *_: None),
-        })
+        def ours() -> None:
+            tally, failed = ingest_files([("12345", path)], bootstrap, b"k", lambda *_: None)
+            if failed or tally.events != len(events):
+                raise RuntimeError(f"ingest lost events: {failed} not delivered, {tally.events:,} "
+                                   f"of {len(events):,} produced")
+
+        seconds = best_of({"raw": raw, "models": through_models, "ours": ours})
     rate = {name: len(rows) / s for name, s in seconds.items()}
     return [
         Result(f"ingest 12345 CSV, adapter + producer ({len(rows):,} rows -> {len(events):,} events)",

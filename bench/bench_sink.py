@@ -71,6 +71,9 @@ def run_sink(rows: int = 600_000, batch_rows: int = 200_000) -> list[Result]:
             thread.start()
             while runner.stats.rows.get("events", 0) < rows and thread.is_alive():
                 time.sleep(0.02)
+            if runner.stats.rows.get("events", 0) < rows:
+                raise RuntimeError(f"the sink runner stopped after {runner.stats.rows.get('events', 0):,} "
+                                   f"of {rows:,} rows: {runner.error!r}")
             sink_rate = rows / (time.perf_counter() - began)
             runner.stop_event.set()
             thread.join(30)

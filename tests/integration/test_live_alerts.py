@@ -1,4 +1,5 @@
-"""Live mode through the real worker: an alert reaches ClickHouse within 2 s of its instant."""
+"""Live mode through the real worker: alerts fire on the wall clock at their exact instants and
+land in ClickHouse (how fast they land is measured in bench/bench_worker.py, not asserted here)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ feedback = "1wd"
 """)
 
 
-def test_live_alerts_fire_within_two_seconds(tmp_path, chdb_var):
+def test_live_alerts_fire_at_their_instants_on_the_wall_clock(tmp_path, chdb_var):
     policy = tmp_path / "fast.toml"
     policy.write_text(FAST_POLICY)
     db = "it_live"
@@ -57,11 +58,11 @@ def test_live_alerts_fire_within_two_seconds(tmp_path, chdb_var):
         while time.monotonic() < deadline and len(rows) < 2:
             time.sleep(0.5)
             rows = sink.client.query(
-                f"SELECT level, fires_at, emitted_at FROM {db}.alerts FINAL "
+                f"SELECT level, fires_at, emitted_at, landed_at FROM {db}.alerts FINAL "
                 "WHERE case_id = 'property:wuye:LIVE' ORDER BY fires_at").result_rows
     assert [r[0] for r in rows[:2]] == ["yellow", "red"]
-    for level, fires_at, emitted_at in rows[:2]:
+    for level, fires_at, emitted_at, landed_at in rows[:2]:
         expected = created + timedelta(seconds=4.8 if level == "yellow" else 6)
         assert abs(fires_at.replace(tzinfo=UTC) - expected) < timedelta(milliseconds=2)
-        lag = emitted_at - fires_at
-        assert timedelta(0) <= lag <= timedelta(seconds=2), f"{level} emitted {lag} after its instant"
+        # never before its instant (the wall clock had passed it), landed after it was sent
+        assert fires_at <= emitted_at <= landed_at
