@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import orjson
 
+from producers.textfile import Line, lines
 from schemas.enums import Source
 from schemas.errors import InvalidRecord
 from schemas.event import EncodedEvent, Event
@@ -51,7 +52,8 @@ EncodedRow = tuple[int, Sequence[EncodedEvent | Reject]]
 
 
 class Adapter(Protocol):
-    """A feed format: raw bytes of one file in, events and rejects out. Pure: no I/O.
+    """A feed format: one file as a binary stream in, events and rejects out. Pure: it only
+    reads the stream it is given, record by record (never the whole file at once).
 
     `parse_rows` yields, per source record, its line and either the events it makes or the
     one reject that says why it makes none. `encode_rows` yields the same with the events in
@@ -60,10 +62,11 @@ class Adapter(Protocol):
     format: str
     source: Source
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         ...
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
         ...
 
@@ -80,16 +83,18 @@ class FeedAdapter:
     format: str
     source: Source
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         raise NotImplementedError
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        for line, items in self.parse_rows(data, file, now):
+        for line, items in self.parse_rows(stream, file, now):
             yield line, [i if isinstance(i, Reject) else EncodedEvent.of(i) for i in items]
 
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
+    def parse(self, stream: BinaryIO, file: str, now: datetime | None = None
+              ) -> Iterator[Event | Reject]:
+        return flatten(self.parse_rows(stream, file, now))
 
 
 def decoded_rows(rows: Iterator[EncodedRow], format_name: str, source: Source, file: str
@@ -105,11 +110,11 @@ def decoded_rows(rows: Iterator[EncodedRow], format_name: str, source: Source, f
                                 "")]
 
 
-def json_lines(data: bytes, parse_line: Callable[[bytes, int], Event | Reject]) -> Iterator[RowResult]:
-    """Numbered non-empty lines of a JSON Lines file, each through `parse_line`."""
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if raw.strip():
-            yield number, [parse_line(raw, number)]
+def json_lines(stream: BinaryIO, parse_line: Callable[[Line], Event | Reject]) -> Iterator[RowResult]:
+    """Numbered non-empty lines of a JSON Lines stream, each through `parse_line`."""
+    for line in lines(stream):
+        if line.data.strip():
+            yield line.number, [parse_line(line)]
 
 
 AnyEvent = TypeVar("AnyEvent", Event, EncodedEvent)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
 from producers.privacy import mask_text, stated_reason
+from producers.textfile import Line
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_grid_code
@@ -131,11 +132,13 @@ class GridAdapter(FeedAdapter):
     format = FORMAT
     source = Source.GRID
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        return json_lines(data, lambda raw, number: self._line(raw, file, number, now))
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        return json_lines(stream, lambda line: self._line(line, file, now))
 
     @staticmethod
-    def _line(raw: bytes, file: str, number: int, now: datetime | None) -> Event | Reject:
+    def _line(line: Line, file: str, now: datetime | None) -> Event | Reject:
+        raw, number = line.data, line.number
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

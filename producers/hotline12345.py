@@ -10,16 +10,15 @@ property test holds the two to the same bytes.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import datetime
+from typing import BinaryIO
 
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
 from producers.privacy import caller_hash, mask_text
-from producers.textfile import csv_records, decode_feed
+from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
 from schemas.catalog import load_catalog
 from schemas.codes import AreaCodes, parse_area_code
@@ -59,15 +58,13 @@ class RowEncoder:
     """One 12345 row -> its events' wire bytes. Holds what is the same for every row of an
     import (column positions, key, clock) and caches of the lookups that repeat."""
 
-    def __init__(self, header: list[str], key: bytes, now: datetime | None,
-                 damaged: bool) -> None:
+    def __init__(self, header: list[str], key: bytes, now: datetime | None) -> None:
         absent = len(header)  # a padded row has "" there
         self.width = absent + 1
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
         self.times = [(self.index[column], column, kind.value) for column, kind in TIME_COLUMNS]
         self.key = key
         self.latest = now + FUTURE_TOLERANCE if now is not None else None
-        self.damaged = damaged  # the file had undecodable bytes: check rows for U+FFFD
         self.local_times = LocalTimes(CHINA_TZ)
         self.areas: dict[str, AreaCodes] = {}
         self.categories: dict[str, str] = {}
@@ -91,8 +88,6 @@ class RowEncoder:
         order = cells[ix["工单编号"]].strip()
         if not order:
             raise InvalidRecord("工单编号 is empty: it makes the case id")
-        if self.damaged and any("\ufffd" in v for v in cells):
-            raise InvalidRecord("encoding: row has bytes that are neither UTF-8 nor GBK; re-export the file")
         urgency_text = cells[ix["紧急程度"]].strip()
         urgency = URGENCIES.get(urgency_text)
         if urgency is None:
@@ -163,28 +158,27 @@ class Hotline12345Adapter(FeedAdapter):
     def __init__(self, caller_key: bytes = b"civicflow-dev-key-change-me") -> None:
         self.caller_key = caller_key
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         """Per source row: (line, its events) or (line, [its reject])."""
-        return decoded_rows(self.encode_rows(data, file, now), FORMAT, Source.HOTLINE, file)
+        return decoded_rows(self.encode_rows(stream, file, now), FORMAT, Source.HOTLINE, file)
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        text, _encoding = decode_feed(data)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = [h.strip() for h in next(reader)]
-        except (StopIteration, csv.Error):
-            header = []
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
         missing = [c for c in ("工单编号", "来电时间") if c not in header]
         if missing:
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected the 12345 export columns "
-                             f"{','.join(COLUMNS)}", text.splitlines()[0][:500] if text else "")]
+                             f"{','.join(COLUMNS)}", first.text[:500] if first else "")]
             return
-        encoder = RowEncoder(header, self.caller_key, now, damaged="\ufffd" in text)
-        for line, cells, problem in csv_records(reader):
+        encoder = RowEncoder(header, self.caller_key, now)
+        for record in records:
+            line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem, "")]
                 continue
             if not cells:  # a blank line is no record
                 continue

@@ -10,17 +10,16 @@ test holds them to the model's serialization.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
 from producers.privacy import mask_text, stated_reason
-from producers.textfile import csv_records, decode_feed
+from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
 from schemas.enums import EventType, Satisfaction, Source
 from schemas.errors import InvalidRecord
@@ -78,12 +77,11 @@ def safe_raw(row: dict[str, str]) -> str:
 class FlowRowEncoder:
     """One circulation-log row -> its event's wire bytes."""
 
-    def __init__(self, header: list[str], now: datetime | None, damaged: bool) -> None:
+    def __init__(self, header: list[str], now: datetime | None) -> None:
         absent = len(header)  # a padded row has "" there
         self.width = absent + 1
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
         self.latest = now + FUTURE_TOLERANCE if now is not None else None
-        self.damaged = damaged  # the file had undecodable bytes: check rows for U+FFFD
         self.local_times = LocalTimes(CHINA_TZ)
 
     def encode(self, cells: list[str]) -> EncodedEvent:
@@ -93,8 +91,6 @@ class FlowRowEncoder:
         order = cells[ix["工单编号"]].strip()
         if not order:
             raise InvalidRecord("工单编号 is empty: it makes the case id")
-        if self.damaged and any("\ufffd" in v for v in cells):
-            raise InvalidRecord("encoding: row has bytes that are neither UTF-8 nor GBK; re-export the file")
         step_text = cells[ix["操作类型"]].strip()
         step = STEPS.get(step_text)
         if step is None:
@@ -144,29 +140,27 @@ class HotlineFlowAdapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         """Per source row: (line, [its event]) or (line, [its reject])."""
-        return decoded_rows(self.encode_rows(data, file, now), FORMAT, Source.HOTLINE, file)
+        return decoded_rows(self.encode_rows(stream, file, now), FORMAT, Source.HOTLINE, file)
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        text, _encoding = decode_feed(data)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = [h.strip() for h in next(reader)]
-        except (StopIteration, csv.Error):
-            header = []
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            first = text.splitlines()[0][:500] if text else ""
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected the circulation-log "
-                             f"columns {','.join(COLUMNS)}", mask_text(first))]
+                             f"columns {','.join(COLUMNS)}", mask_text(first.text[:500]) if first else "")]
             return
-        encoder = FlowRowEncoder(header, now, damaged="\ufffd" in text)
-        for line, cells, problem in csv_records(reader):
+        encoder = FlowRowEncoder(header, now)
+        for record in records:
+            line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem, "")]
                 continue
             if not cells:  # a blank line is no record
                 continue

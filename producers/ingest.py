@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -22,32 +22,35 @@ OnProgress = Callable[[str, int, int | None, int], None]
 
 
 Item = TypeVar("Item", Event | Reject, EncodedEvent | Reject)
-RowsOf = Callable[[Adapter, bytes, str], Iterator[tuple[int, Sequence[Item]]]]
+RowsOf = Callable[[Adapter, BinaryIO, str], Iterator[tuple[int, Sequence[Item]]]]
 
 
 def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item]
                ) -> Iterator[tuple[str, Path, Sequence[Item]]]:
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
-        for _, items in rows_of(adapter, read_input(path), str(path)):
-            yield format_name, path, items
+        with open_input(path) as stream:
+            for _, items in rows_of(adapter, stream, str(path)):
+                yield format_name, path, items
 
 
 def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
               ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
     """Every record of every file through its adapter: (format, file, the record's items)."""
-    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.parse_rows(data, file))
+    return _file_rows(files, caller_key,
+                      lambda adapter, stream, file: adapter.parse_rows(stream, file))
 
 
 def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes
                  ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
     """`feed_rows` with the events in wire form (no model per event): what ingest sends."""
-    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.encode_rows(data, file))
+    return _file_rows(files, caller_key,
+                      lambda adapter, stream, file: adapter.encode_rows(stream, file))
 
 
-def read_input(path: Path) -> bytes:
+def open_input(path: Path) -> BinaryIO:
     try:
-        return path.read_bytes()
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 

@@ -7,14 +7,13 @@ given, sets the resolve due.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import datetime
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
-from producers.textfile import csv_records, decode_feed
+from producers.textfile import csv_records
 from schemas.enums import EventType, Source, Urgency
 from schemas.errors import InvalidRecord
 from schemas.event import Event, make_case_id, make_event_id
@@ -76,20 +75,26 @@ class Nyc311Adapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        text, _ = decode_feed(data)
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
+        missing = [c for c in REQUIRED if c not in header]
         if missing:
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected an NYC 311 export",
-                             text.splitlines()[0][:500] if text else "")]
+                             first.text[:500] if first else "")]
             return
-        for line, row, problem in csv_records(reader):
-            if row is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+        for record in records:
+            line, cells = record.line, record.cells
+            if cells is None:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem, "")]
                 continue
-            raw = ",".join(v or "" for v in row.values() if isinstance(v, str))[:2000]
+            if not cells:  # a blank line is no record
+                continue
+            row = dict(zip(header, cells, strict=False))
+            raw = ",".join(cells)[:2000]
             try:
                 yield line, row_to_events(row, now)
             except InvalidRecord as exc:

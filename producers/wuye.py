@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.textfile import Line
 from schemas.catalog import load_catalog
 from schemas.codes import COMMUNITY_LEN, parse_area_code
 from schemas.enums import EventType, Satisfaction, Source, Urgency
@@ -115,12 +116,13 @@ class WuyeAdapter(FeedAdapter):
     format = FORMAT
     source = Source.PROPERTY
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        def line(raw: bytes, number: int) -> Event | Reject:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        def line(line: Line) -> Event | Reject:
             try:
-                return parse_body(raw, now)
+                return parse_body(line.data, now)
             except InvalidRecord as exc:
-                return Reject(FORMAT, Source.PROPERTY, file, number, exc.reason,
-                              raw.decode("utf-8", "replace"))
+                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason,
+                              line.data.decode("utf-8", "replace"))
 
-        return json_lines(data, line)
+        return json_lines(stream, line)

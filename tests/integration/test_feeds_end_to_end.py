@@ -18,7 +18,9 @@ from producers.simulator import hotline_csv, simulate_hotline
 from schemas.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration
-EXPORT = Path(__file__).parents[3] / "shared" / "data" / "nyc311" / "311_service_requests_2022-05-01_sample.csv"
+# ../shared next to the checkout (/work/main) or next to the worktrees' folder (/work/wt/NAME)
+SHARED = next(p / "shared" for p in Path(__file__).parents if (p / "shared" / "data").is_dir())
+EXPORT = SHARED / "data" / "nyc311" / "311_service_requests_2022-05-01_sample.csv"
 
 
 def test_nyc311_export_lands_924_cases_480_resolved(chdb_var):
