@@ -163,3 +163,40 @@ def test_wire_form_is_what_the_model_would_write(mutation, times, satisfaction, 
 def test_wire_form_of_a_simulated_export_is_what_the_model_would_write():
     rows = simulate_hotline(days=3, cases_per_day=40, districts=2)
     assert wire_form_matches_the_model(hotline_csv(rows, "gbk")) > 3 * len(rows)
+
+
+def twelve_rows() -> list[dict[str, str]]:
+    return [{**ROW, "工单编号": f"GD{n:03d}"} for n in range(1, 13)]
+
+
+def test_a_stray_byte_costs_its_row_only_in_a_gbk_export():
+    data = csv_bytes(twelve_rows(), "gbk")
+    lines = data.split(b"\n")
+    # line 8 is row 7: a byte that is neither GBK nor UTF-8 inside its 诉求内容
+    lines[7] = lines[7].replace("楼上".encode("gbk"), b"\x80\x80", 1)
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(b"\n".join(lines)), "h.csv"))
+    events = [(line, i) for line, items in rows for i in items if isinstance(i, Event)]
+    rejects = [i for _, items in rows for i in items if isinstance(i, Reject)]
+    assert len(rows) == 12 and len(rejects) == 1
+    assert {e.case_id for _, e in events} == {f"hotline:12345:GD{n:03d}" for n in range(1, 13)} - {
+        "hotline:12345:GD007"}
+    assert len(events) == 11 * 3
+    reject = rejects[0]
+    assert reject.line == 8
+    column = COLUMNS.index("诉求内容") + 1
+    assert reject.reason == (
+        f"encoding: line 8: bytes b'\\x80\\x80\\xd7\\xb0' at column {column} (诉求内容) are neither "
+        "UTF-8 nor GBK: re-export the file as UTF-8 or GBK")
+
+
+def test_a_stray_byte_costs_its_row_only_in_a_utf8_export_with_bom():
+    data = codecs.BOM_UTF8 + csv_bytes(twelve_rows())
+    lines = data.split(b"\n")
+    lines[3] = lines[3].replace(b"GD003", b"GD\xff03")
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(b"\n".join(lines)), "h.csv"))
+    rejected = [(line, items[0].reason) for line, items in rows if isinstance(items[0], Reject)]
+    assert len(rows) == 12
+    assert [line for line, _ in rejected] == [4]
+    assert "at column 1 (工单编号)" in rejected[0][1] and "bytes b'\\xff03,'" in rejected[0][1]
+    assert events_of(b"\n".join(lines[:3] + lines[4:])) == [
+        e for e in events_of(data) if e.case_id != "hotline:12345:GD003"]

@@ -42,3 +42,14 @@ def test_due_date_and_bad_rows():
     assert items[0].due_at == datetime(2022, 5, 3, 13, 0, tzinfo=NY)
     assert isinstance(items[1], Reject) and "Created Date" in items[1].reason and items[1].line == 3
     assert isinstance(items[2], Reject) and "Closed Date" in items[2].reason
+
+
+def test_a_row_with_undecodable_bytes_costs_that_row_only():
+    header = b"Unique Key,Created Date,Closed Date,Agency,Complaint Type,Status,Due Date,Borough\n"
+    rows = [b"%d,05/01/2022 01:00:00 PM,,DOT,Pothole,Open,,QUEENS\n" % n for n in range(1, 6)]
+    rows[2] = rows[2].replace(b"Pothole", b"Pot\xffhole")
+    results = list(Nyc311Adapter().parse_rows(io.BytesIO(header + b"".join(rows)), "f.csv"))
+    kinds = [(line, type(items[0]).__name__) for line, items in results]
+    assert kinds == [(2, "Event"), (3, "Event"), (4, "Reject"), (5, "Event"), (6, "Event")]
+    assert results[2][1][0].reason.startswith("encoding: line 4: bytes b'\\xffhol' at column 5 "
+                                              "(Complaint Type)")
