@@ -10,6 +10,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import orjson
 
+from producers.privacy import mask_text
 from producers.textfile import Line, lines
 from schemas.enums import Source
 from schemas.errors import InvalidRecord
@@ -20,14 +21,19 @@ FUTURE_TOLERANCE = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A record that became no event: kept whole with where it came from and why."""
+    """A record that became no event: kept (redacted) with where it came from and why."""
 
     format: str
     source: Source
     file: str
     line: int
     reason: str
-    raw: str
+    raw: str  # the record redacted by `redact_record`
+
+    def __post_init__(self) -> None:
+        # whatever the adapter passed, no phone or ID number leaves in a dead letter
+        object.__setattr__(self, "reason", mask_text(self.reason))
+        object.__setattr__(self, "raw", mask_text(self.raw))
 
     def to_json(self) -> bytes:
         return orjson.dumps(

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
-from producers.privacy import caller_hash, mask_text
+from producers.privacy import caller_hash, identifier, redact_record, safe_category
 from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
 from schemas.catalog import load_catalog
@@ -46,14 +46,6 @@ _SOURCE = _HOTLINE.value
 _CASE_PREFIX = make_case_id(Source.HOTLINE, FORMAT, "")
 
 
-def safe_raw(row: dict[str, str]) -> str:
-    """The row as a dead letter may keep it: no name, no phone, masked free text."""
-    kept = {k: v for k, v in row.items() if k not in ("诉求人", "来电号码") and k is not None}
-    if "诉求内容" in kept and kept["诉求内容"]:
-        kept["诉求内容"] = mask_text(kept["诉求内容"])
-    return ",".join(f"{k}={v}" for k, v in kept.items())
-
-
 class RowEncoder:
     """One 12345 row -> its events' wire bytes. Holds what is the same for every row of an
     import (column positions, key, clock) and caches of the lookups that repeat."""
@@ -78,7 +70,8 @@ class RowEncoder:
     def category(self, item: str) -> str:
         code = self.categories.get(item)
         if code is None:
-            code = self.categories[item] = load_catalog().code_for(Source.HOTLINE, None, item)
+            code = load_catalog().code_for(Source.HOTLINE, None, item)
+            code = self.categories[item] = safe_category(code)
         return code
 
     def encode(self, cells: list[str]) -> list[EncodedEvent]:
@@ -88,6 +81,7 @@ class RowEncoder:
         order = cells[ix["工单编号"]].strip()
         if not order:
             raise InvalidRecord("工单编号 is empty: it makes the case id")
+        identifier("工单编号", order)
         urgency_text = cells[ix["紧急程度"]].strip()
         urgency = URGENCIES.get(urgency_text)
         if urgency is None:
@@ -131,7 +125,7 @@ class RowEncoder:
         tail["urgency"] = urgency.value
         unit = cells[ix["承办单位编码"]].strip()
         if unit:
-            tail["unit"] = unit
+            tail["unit"] = identifier("承办单位编码", unit)
         events = []
         for kind, at in times:
             event_id = make_event_id(FORMAT, order, kind)
@@ -147,8 +141,6 @@ class RowEncoder:
             events.append(EncodedEvent(event_id, case_id, _HOTLINE, at, orjson.dumps(fields)))
         return events
 
-    def safe_raw(self, cells: list[str]) -> str:
-        return safe_raw({name: cells[i] for name, i in self.index.items() if i < len(cells)})
 
 
 class Hotline12345Adapter(FeedAdapter):
@@ -169,25 +161,28 @@ class Hotline12345Adapter(FeedAdapter):
         first = next(records, None)
         header = [h.strip() for h in first.cells or []] if first is not None else []
         missing = [c for c in ("工单编号", "来电时间") if c not in header]
-        if missing:
+        if missing:  # the first row may be a data row of a file without its header
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected the 12345 export columns "
-                             f"{','.join(COLUMNS)}", first.text[:500] if first else "")]
+                             f"{','.join(COLUMNS)}",
+                             redact_record(first.text, columns=COLUMNS) if first else "")]
             return
         encoder = RowEncoder(header, self.caller_key, now)
         for record in records:
             line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
+                                    redact_record(record.text, columns=header))]
                 continue
             if not cells:  # a blank line is no record
                 continue
             if len(cells) > len(header):
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
-                                    "csv: row has more cells than the header", encoder.safe_raw(cells))]
+                                    "csv: row has more cells than the header (an unquoted comma?)",
+                                    redact_record(cells, columns=header))]
                 continue
             try:
                 yield line, encoder.encode(cells)
             except InvalidRecord as exc:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    encoder.safe_raw(cells))]
+                                    redact_record(cells, columns=header))]

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
+from producers.privacy import identifier, redact_record, safe_text
 from producers.textfile import csv_records
 from schemas.enums import EventType, Source, Urgency
 from schemas.errors import InvalidRecord
@@ -37,6 +38,7 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
     key = (row.get("Unique Key") or "").strip()
     if not key:
         raise InvalidRecord("Unique Key is empty: it makes the case id")
+    identifier("Unique Key", key)
     created_text = (row.get("Created Date") or "").strip()
     if not created_text:
         raise InvalidRecord("Created Date is empty: every request starts with it")
@@ -50,15 +52,16 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
     closed = parse_nyc_time(closed_text, "Closed Date") if closed_text else None
     if status == "Closed" and closed is None:
         raise InvalidRecord("Status is Closed but Closed Date is empty")
-    borough = (row.get("Borough") or "").strip()
+    borough = identifier("Borough", (row.get("Borough") or "").strip())
+    agency = identifier("Agency", (row.get("Agency") or "").strip())
     common = {
         "case_id": make_case_id(Source.HOTLINE, FORMAT, key),
         "source": Source.HOTLINE,
         "system": FORMAT,
         "district": borough if borough and borough != "Unspecified" else None,
-        "category": (row.get("Complaint Type") or "").strip() or "other:",
+        "category": safe_text((row.get("Complaint Type") or "").strip()) or "other:",
         "urgency": Urgency.NORMAL,
-        "unit": (row.get("Agency") or "").strip() or None,
+        "unit": agency or None,
     }
     events = [Event.build(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
                     occurred_at=created, due_at=due, **common)]
@@ -84,18 +87,18 @@ class Nyc311Adapter(FeedAdapter):
         if missing:
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected an NYC 311 export",
-                             first.text[:500] if first else "")]
+                             redact_record(first.text, columns=REQUIRED) if first else "")]
             return
         for record in records:
             line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
+                                    redact_record(record.text, columns=header))]
                 continue
             if not cells:  # a blank line is no record
                 continue
-            row = dict(zip(header, cells, strict=False))
-            raw = ",".join(cells)[:2000]
             try:
-                yield line, row_to_events(row, now)
+                yield line, row_to_events(dict(zip(header, cells, strict=False)), now)
             except InvalidRecord as exc:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason, raw)]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
+                                    redact_record(cells, columns=header))]

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from producers.kafka import producer_config
 from producers.metrics import IngestMetrics
+from producers.privacy import mask_text
 from producers.wuye import body_to_event
 from schemas.errors import InvalidRecord
 from schemas.event import Event
@@ -46,7 +47,7 @@ def signing_firm(secrets: dict[str, bytes], body: bytes, header: str) -> str | N
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return web.json_response({"error": mask_text(message)}, status=status)
 
 
 def build_app(secrets: dict[str, bytes], send: Send,

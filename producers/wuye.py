@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.privacy import identifier, redact_record, safe_category
 from producers.textfile import Line
 from schemas.catalog import load_catalog
 from schemas.codes import COMMUNITY_LEN, parse_area_code
@@ -50,7 +51,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise InvalidRecord(f"unknown fields {unknown}: personal data and free text are not accepted")
-    order = _str(body, "order_id")
+    order = identifier("order_id", _str(body, "order_id") or "")
     kind_text = _str(body, "event")
     kind = EVENT_NAMES.get(kind_text or "")
     if kind is None:
@@ -86,6 +87,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         extension = None
     native_id = _str(body, "event_id", required=False) or f"{kind.value}@{occurred_at.isoformat()}"
     category = _str(body, "category", required=False) or ""
+    company = _str(body, "company_code", required=False)
     return Event.build(
         event_id=make_event_id(FORMAT, str(order), native_id),
         case_id=make_case_id(Source.PROPERTY, FORMAT, str(order)),
@@ -96,20 +98,12 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         district=area.district,
         street=area.street,
         community=area.community,
-        category=load_catalog().code_for(Source.PROPERTY, None, category),
+        category=safe_category(load_catalog().code_for(Source.PROPERTY, None, category)),
         urgency=Urgency.URGENT if urgent else Urgency.NORMAL,
-        unit=_str(body, "company_code", required=False),
+        unit=identifier("company_code", company) if company else None,
         satisfaction=satisfaction,
         extension_days=extension,
     )
-
-
-def parse_body(raw: bytes, now: datetime | None = None) -> Event:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"body is not JSON: {exc}") from exc
-    return body_to_event(body, now)
 
 
 class WuyeAdapter(FeedAdapter):
@@ -120,9 +114,17 @@ class WuyeAdapter(FeedAdapter):
                    ) -> Iterator[RowResult]:
         def line(line: Line) -> Event | Reject:
             try:
-                return parse_body(line.data, now)
+                body = orjson.loads(line.data)
+            except orjson.JSONDecodeError as exc:
+                return Reject(FORMAT, Source.PROPERTY, file, line.number,
+                              f"body is not JSON: {exc}", redact_record(line.data))
+            try:
+                return body_to_event(body, now)
             except InvalidRecord as exc:
-                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason,
-                              line.data.decode("utf-8", "replace"))
+                # only the fields a body may have: one refused for carrying personal data
+                # does not keep it
+                kept = (redact_record(body, keep=FIELDS) if isinstance(body, dict)
+                        else redact_record(line.data))
+                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason, kept)
 
         return json_lines(stream, line)
