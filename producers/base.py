@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import BinaryIO, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -16,7 +17,21 @@ from schemas.enums import Source
 from schemas.errors import InvalidRecord
 from schemas.event import EncodedEvent, Event
 
+# the sane bounds of an event time, for every door (adapters, webhook; the worker may share them)
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+def check_event_time(at: datetime, field: str, now: datetime | None) -> datetime:
+    """`at` when it is a time an event can have happened at: not before 2000-01-01 (Asia/Shanghai)
+    and not later than `now` + FUTURE_TOLERANCE (no upper bound without a clock)."""
+    if at < EARLIEST_EVENT_TIME:
+        raise InvalidRecord(f"{field} {at.isoformat()} is before 2000-01-01: not a time a case "
+                            "happened at; fix the date at the source")
+    if now is not None and at > now + FUTURE_TOLERANCE:
+        raise InvalidRecord(f"{field} {at.isoformat()} is in the future (now {now.isoformat()}, "
+                            f"{FUTURE_TOLERANCE.seconds // 60} minutes of clock skew allowed)")
+    return at
 
 
 @dataclass(frozen=True, slots=True)

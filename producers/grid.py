@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time, json_lines
 from producers.privacy import identifier, redact_record, safe_category, stated_reason
 from producers.textfile import Line
 from producers.timeparse import parse_local_time
@@ -78,9 +78,8 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
         raise InvalidRecord(
             f"事件类型 {kind_text!r} is unknown: expected one of {'/'.join(EVENT_TYPES)}"
         )
-    occurred_at = parse_local_time(record.get("发生时间"), CHINA_TZ, "发生时间")
-    if now is not None and occurred_at > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"发生时间 {occurred_at.isoformat()} is in the future (now {now.isoformat()})")
+    occurred_at = check_event_time(parse_local_time(record.get("发生时间"), CHINA_TZ, "发生时间"),
+                                   "发生时间", now)
     grid_text = _text(record, "网格编码")
     area = parse_grid_code(grid_text) if grid_text else None
     urgency_text = _text(record, "紧急程度")

@@ -16,7 +16,16 @@ from typing import BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
+from producers.base import (
+    EARLIEST_EVENT_TIME,
+    FUTURE_TOLERANCE,
+    EncodedRow,
+    FeedAdapter,
+    Reject,
+    RowResult,
+    check_event_time,
+    decoded_rows,
+)
 from producers.privacy import caller_hash, identifier, redact_record, safe_category
 from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
@@ -56,6 +65,7 @@ class RowEncoder:
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
         self.times = [(self.index[column], column, kind.value) for column, kind in TIME_COLUMNS]
         self.key = key
+        self.now = now
         self.latest = now + FUTURE_TOLERANCE if now is not None else None
         self.local_times = LocalTimes(CHINA_TZ)
         self.areas: dict[str, AreaCodes] = {}
@@ -104,14 +114,12 @@ class RowEncoder:
         for index, column, kind in self.times:
             text = cells[index].strip()
             if text:
-                times.append((kind, self.local_times.parse(text, column)))
+                at = self.local_times.parse(text, column)
+                if at < EARLIEST_EVENT_TIME or (self.latest is not None and at > self.latest):
+                    check_event_time(at, column, self.now)
+                times.append((kind, at))
         if not times or times[0][0] != "created":
             raise InvalidRecord("来电时间 is empty: a work order starts with its call")
-        if self.latest is not None:
-            for kind, at in times:
-                if at > self.latest:
-                    raise InvalidRecord(f"{kind} time {at.isoformat()} is in the future "
-                                        f"(now {(self.latest - FUTURE_TOLERANCE).isoformat()})")
         if cells[ix["工单状态"]].strip() == "作废":
             times.append(("cancelled", max(at for _, at in times)))
         case_id = _CASE_PREFIX + order

@@ -4,6 +4,7 @@ dead-letter topic, and the accounting of every record."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -22,30 +23,32 @@ OnProgress = Callable[[str, int, int | None, int], None]
 
 
 Item = TypeVar("Item", Event | Reject, EncodedEvent | Reject)
-RowsOf = Callable[[Adapter, BinaryIO, str], Iterator[tuple[int, Sequence[Item]]]]
+RowsOf = Callable[[Adapter, BinaryIO, str, datetime], Iterator[tuple[int, Sequence[Item]]]]
 
 
-def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item]
-               ) -> Iterator[tuple[str, Path, Sequence[Item]]]:
+def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item],
+               now: datetime | None) -> Iterator[tuple[str, Path, Sequence[Item]]]:
+    # events later than the wall clock (+ tolerance) are refused: the import's clock
+    now = now or datetime.now(UTC)
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
         with open_input(path) as stream:
-            for _, items in rows_of(adapter, stream, str(path)):
+            for _, items in rows_of(adapter, stream, str(path), now):
                 yield format_name, path, items
 
 
-def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
+def feed_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
               ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
     """Every record of every file through its adapter: (format, file, the record's items)."""
     return _file_rows(files, caller_key,
-                      lambda adapter, stream, file: adapter.parse_rows(stream, file))
+                      lambda adapter, stream, file, at: adapter.parse_rows(stream, file, at), now)
 
 
-def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes
+def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
                  ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
     """`feed_rows` with the events in wire form (no model per event): what ingest sends."""
     return _file_rows(files, caller_key,
-                      lambda adapter, stream, file: adapter.encode_rows(stream, file))
+                      lambda adapter, stream, file, at: adapter.encode_rows(stream, file, at), now)
 
 
 def open_input(path: Path) -> BinaryIO:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time
 from producers.privacy import identifier, redact_record, safe_text
 from producers.textfile import csv_records
 from schemas.enums import EventType, Source, Urgency
@@ -42,14 +42,14 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
     created_text = (row.get("Created Date") or "").strip()
     if not created_text:
         raise InvalidRecord("Created Date is empty: every request starts with it")
-    created = parse_nyc_time(created_text, "Created Date")
-    if now is not None and created > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"Created Date {created.isoformat()} is in the future")
+    created = check_event_time(parse_nyc_time(created_text, "Created Date"), "Created Date", now)
     due_text = (row.get("Due Date") or "").strip()
-    due = parse_nyc_time(due_text, "Due Date") if due_text else None
+    # a due date may lie ahead: only the lower bound holds for it
+    due = check_event_time(parse_nyc_time(due_text, "Due Date"), "Due Date", None) if due_text else None
     status = (row.get("Status") or "").strip()
     closed_text = (row.get("Closed Date") or "").strip()
-    closed = parse_nyc_time(closed_text, "Closed Date") if closed_text else None
+    closed = (check_event_time(parse_nyc_time(closed_text, "Closed Date"), "Closed Date", now)
+              if closed_text else None)
     if status == "Closed" and closed is None:
         raise InvalidRecord("Status is Closed but Closed Date is empty")
     borough = identifier("Borough", (row.get("Borough") or "").strip())

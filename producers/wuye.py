@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time, json_lines
 from producers.privacy import identifier, redact_record, safe_category
 from producers.textfile import Line
 from schemas.catalog import load_catalog
@@ -64,8 +64,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         raise InvalidRecord(f"time {time_text!r} is not ISO 8601 (2026-10-03T09:15:00+08:00)") from exc
     if occurred_at.tzinfo is None:
         raise InvalidRecord(f"time {time_text!r} has no UTC offset: add one, e.g. +08:00")
-    if now is not None and occurred_at > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"time {occurred_at.isoformat()} is in the future")
+    check_event_time(occurred_at, "time", now)
     community = _str(body, "community_code")
     if community is None or len(community) != COMMUNITY_LEN:
         raise InvalidRecord(f"community_code {community!r} is not 12 digits")

@@ -91,7 +91,11 @@ def test_malformed_body_is_422_with_the_reason(server):
     url, _, _ = server
     for body, needle in ((b"{not json", "not JSON"),
                          (orjson.dumps({**BODY, "time": "yesterday"}), "time"),
-                         (orjson.dumps({**BODY, "company_code": "C002"}), "not the firm")):
+                         (orjson.dumps({**BODY, "company_code": "C002"}), "not the firm"),
+                         (orjson.dumps({**BODY, "time": "1900-01-01T09:00:00+08:00"}),
+                          "time 1900-01-01T09:00:00+08:00 is before 2000-01-01"),
+                         (orjson.dumps({**BODY, "time": "2999-01-01T09:00:00+08:00"}),
+                          "in the future")):
         status, reply = post(url, body, signature(SECRET, body))
         assert status == 422 and needle in reply["error"]
 
