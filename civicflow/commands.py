@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
@@ -78,6 +79,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from civicflow.embedded import create_topics
+    from producers.base import ImportTally
     from producers.ingest import ingest_files
 
     if not settings.bootstrap:
@@ -94,24 +96,35 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     columns = [TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.completed:,} rows  {task.fields[rate]:,.0f} rows/s  "
                           "rejects {task.fields[rejects]:,}"), TimeElapsedColumn()]
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
-        started = time.monotonic()
+    tally = ImportTally()
+    finished = False
+    try:
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
+            started = time.monotonic()
 
-        def on_progress(stage: str, rows: int, total: int | None, rejects: int) -> None:
-            rate = rows / max(time.monotonic() - started, 1e-6)
-            bar.update(task, description=stage, completed=rows, total=total, rate=rate,
-                       rejects=rejects)
+            def on_progress(stage: str, rows: int, total: int | None, rejects: int) -> None:
+                rate = rows / max(time.monotonic() - started, 1e-6)
+                bar.update(task, description=escape(stage), completed=rows, total=total,
+                           rate=rate, rejects=rejects)
 
-        ensure_var_dir(settings.var_dir)  # big inputs are sorted in runs under it
-        tally, failed = ingest_files(files, settings.bootstrap,
+            ensure_var_dir(settings.var_dir)  # big inputs are sorted in runs under it
+            _, failed = ingest_files(files, settings.bootstrap,
                                      settings.caller_hash_key.get_secret_value().encode(),
                                      on_progress, settings.delivery_timeout_seconds,
-                                     spill_dir=settings.var_dir)
-    out.print(tally.line())
-    if tally.reject_reasons:
-        out.print("rejects by reason: " + ", ".join(
-            f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()))
+                                     spill_dir=settings.var_dir, tally=tally)
+        finished = True
+    finally:
+        # the accounting on every way out: an error, a failed delivery, Ctrl-C
+        line = tally.line()
+        if not finished:
+            line += ("; stopped early, so some of these may not be in Kafka: ingest the files "
+                     "again (event ids are deterministic, so nothing doubles)")
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        if tally.reject_reasons:
+            out.print("rejects by reason: " + ", ".join(
+                f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()),
+                markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise ConfigError(f"{failed} events were not delivered to Kafka: ingest the files again "
                           "(event ids are deterministic, so nothing doubles)")

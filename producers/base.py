@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from producers.privacy import mask_text
-from producers.textfile import Line, lines
+from producers.privacy import cut, cut_bytes, mask_text, redact_record
+from producers.textfile import MAX_RECORD_BYTES, Line, lines
 from schemas.enums import Source
 from schemas.errors import InvalidRecord
 from schemas.event import EncodedEvent, Event
@@ -34,9 +34,15 @@ def check_event_time(at: datetime, field: str, now: datetime | None) -> datetime
     return at
 
 
+# a dead letter keeps the first 4 KiB of its record (whatever its size) and a reason this long
+DEAD_LETTER_RAW_BYTES = 4096
+REASON_CHARS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A record that became no event: kept (redacted) with where it came from and why."""
+    """A record that became no event: kept (redacted, at most 4 KiB of it) with where it came
+    from and why. `size` is the record's size in the file; `truncated` says `raw` is a head."""
 
     format: str
     source: Source
@@ -44,11 +50,19 @@ class Reject:
     line: int
     reason: str
     raw: str  # the record redacted by `redact_record`
+    truncated: bool = False
+    size: int | None = None
 
     def __post_init__(self) -> None:
-        # whatever the adapter passed, no phone or ID number leaves in a dead letter
-        object.__setattr__(self, "reason", mask_text(self.reason))
-        object.__setattr__(self, "raw", mask_text(self.raw))
+        # whatever the adapter passed, no phone or ID number leaves in a dead letter, and a
+        # dead letter always fits a Kafka message
+        if self.size is None:
+            object.__setattr__(self, "size", len(self.raw.encode()))
+        raw = mask_text(self.raw)
+        kept = cut_bytes(raw, DEAD_LETTER_RAW_BYTES)
+        object.__setattr__(self, "reason", cut(mask_text(self.reason), REASON_CHARS))
+        object.__setattr__(self, "raw", kept)
+        object.__setattr__(self, "truncated", self.truncated or kept != raw)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -59,6 +73,8 @@ class Reject:
                 "line": self.line,
                 "reason": self.reason,
                 "raw": self.raw,
+                "truncated": self.truncated,
+                "size": self.size,
             }
         )
 
@@ -131,10 +147,17 @@ def decoded_rows(rows: Iterator[EncodedRow], format_name: str, source: Source, f
                                 "")]
 
 
-def json_lines(stream: BinaryIO, parse_line: Callable[[Line], Event | Reject]) -> Iterator[RowResult]:
-    """Numbered non-empty lines of a JSON Lines stream, each through `parse_line`."""
+def json_lines(stream: BinaryIO, parse_line: Callable[[Line], Event | Reject], format_name: str,
+               source: Source, file: str) -> Iterator[RowResult]:
+    """Numbered non-empty lines of a JSON Lines stream, each through `parse_line`; a line over
+    the record limit becomes a truncated dead letter unread."""
     for line in lines(stream):
-        if line.data.strip():
+        if not line.complete:
+            yield line.number, [Reject(
+                format_name, source, file, line.number,
+                f"size: line of {line.size} bytes is over the {MAX_RECORD_BYTES // 1024} KiB "
+                "limit: one record per line", redact_record(line.data), True, line.size)]
+        elif line.data.strip():
             yield line.number, [parse_line(line)]
 
 

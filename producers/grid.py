@@ -135,7 +135,7 @@ class GridAdapter(FeedAdapter):
 
     def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                    ) -> Iterator[RowResult]:
-        return json_lines(stream, lambda line: self._line(line, file, now))
+        return json_lines(stream, lambda line: self._line(line, file, now), FORMAT, Source.GRID, file)
 
     @staticmethod
     def _line(line: Line, file: str, now: datetime | None) -> Event | Reject:
@@ -145,13 +145,14 @@ class GridAdapter(FeedAdapter):
         except UnicodeDecodeError:
             return Reject(FORMAT, Source.GRID, file, number,
                           "encoding: line is not UTF-8 (jn-grid files are UTF-8 JSON Lines)",
-                          redact_record(raw))
+                          redact_record(raw), size=line.size)
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", redact_record(raw))
+            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", redact_record(raw),
+                          size=line.size)
         try:
             return record_to_event(record, now)
         except InvalidRecord as exc:
             kept = redact_record(record) if isinstance(record, dict) else redact_record(raw)
-            return Reject(FORMAT, Source.GRID, file, number, exc.reason, kept)
+            return Reject(FORMAT, Source.GRID, file, number, exc.reason, kept, size=line.size)

@@ -180,17 +180,18 @@ class Hotline12345Adapter(FeedAdapter):
             line, cells = record.line, record.cells
             if cells is None:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
-                                    redact_record(record.text, columns=header))]
+                                    redact_record(record.text, columns=header),
+                                    not record.complete, record.size)]
                 continue
             if not cells:  # a blank line is no record
                 continue
             if len(cells) > len(header):
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
                                     "csv: row has more cells than the header (an unquoted comma?)",
-                                    redact_record(cells, columns=header))]
+                                    redact_record(cells, columns=header), size=record.size)]
                 continue
             try:
                 yield line, encoder.encode(cells)
             except InvalidRecord as exc:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    redact_record(cells, columns=header))]
+                                    redact_record(cells, columns=header), size=record.size)]

@@ -61,12 +61,14 @@ def open_input(path: Path) -> BinaryIO:
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
                  on_progress: OnProgress, delivery_timeout: float = 30.0,
                  metrics: IngestMetrics | None = None, sort_run_size: int = DEFAULT_RUN_SIZE,
-                 spill_dir: Path | None = None) -> tuple[ImportTally, int]:
+                 spill_dir: Path | None = None, tally: ImportTally | None = None
+                 ) -> tuple[ImportTally, int]:
     """Returns the tally and the number of events Kafka did not acknowledge. Each input's
     events go out in event-time order (a snapshot row's are not in file order); more than
-    `sort_run_size` of them are sorted in runs on disk (under `spill_dir`)."""
+    `sort_run_size` of them are sorted in runs on disk (under `spill_dir`). Pass `tally` to
+    keep the accounting of an import that stops on an error or an interrupt."""
     metrics = metrics or IngestMetrics(CollectorRegistry())
-    tally = ImportTally()
+    tally = tally if tally is not None else ImportTally()
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
     for format_name, path in files:

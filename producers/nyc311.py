@@ -93,7 +93,8 @@ class Nyc311Adapter(FeedAdapter):
             line, cells = record.line, record.cells
             if cells is None:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
-                                    redact_record(record.text, columns=header))]
+                                    redact_record(record.text, columns=header),
+                                    not record.complete, record.size)]
                 continue
             if not cells:  # a blank line is no record
                 continue
@@ -101,4 +102,4 @@ class Nyc311Adapter(FeedAdapter):
                 yield line, row_to_events(dict(zip(header, cells, strict=False)), now)
             except InvalidRecord as exc:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    redact_record(cells, columns=header))]
+                                    redact_record(cells, columns=header), size=record.size)]

@@ -85,6 +85,14 @@ def cut(text: str, limit: int) -> str:
     return _CUT_NUMBER.sub("", text[:limit])
 
 
+def cut_bytes(text: str, limit: int) -> str:
+    """`text` up to `limit` bytes of UTF-8, without the digits of a number cut in two."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return _CUT_NUMBER.sub("", encoded[:limit].decode("utf-8", "ignore"))
+
+
 def safe_text(text: str, limit: int = FREE_TEXT_LIMIT) -> str:
     """Free text that becomes part of an event (an unknown category): masked, then cut."""
     return cut(mask_text(text), limit)

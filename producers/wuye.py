@@ -116,7 +116,7 @@ class WuyeAdapter(FeedAdapter):
                 body = orjson.loads(line.data)
             except orjson.JSONDecodeError as exc:
                 return Reject(FORMAT, Source.PROPERTY, file, line.number,
-                              f"body is not JSON: {exc}", redact_record(line.data))
+                              f"body is not JSON: {exc}", redact_record(line.data), size=line.size)
             try:
                 return body_to_event(body, now)
             except InvalidRecord as exc:
@@ -124,6 +124,7 @@ class WuyeAdapter(FeedAdapter):
                 # does not keep it
                 kept = (redact_record(body, keep=FIELDS) if isinstance(body, dict)
                         else redact_record(line.data))
-                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason, kept)
+                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason, kept,
+                              size=line.size)
 
-        return json_lines(stream, line)
+        return json_lines(stream, line, FORMAT, Source.PROPERTY, file)
