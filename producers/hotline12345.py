@@ -16,16 +16,7 @@ from typing import BinaryIO
 
 import orjson
 
-from producers.base import (
-    EARLIEST_EVENT_TIME,
-    FUTURE_TOLERANCE,
-    EncodedRow,
-    FeedAdapter,
-    Reject,
-    RowResult,
-    check_event_time,
-    decoded_rows,
-)
+from producers.base import EncodedRow, FeedAdapter, Reject, RowResult, check_event_time, decoded_rows
 from producers.privacy import caller_hash, identifier, redact_record, safe_category
 from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
@@ -65,11 +56,11 @@ class RowEncoder:
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
         self.times = [(self.index[column], column, kind.value) for column, kind in TIME_COLUMNS]
         self.key = key
-        self.now = now
-        self.latest = now + FUTURE_TOLERANCE if now is not None else None
-        self.local_times = LocalTimes(CHINA_TZ)
+        self.local_times = LocalTimes(CHINA_TZ,
+                                      check=lambda at, column: check_event_time(at, column, now))
         self.areas: dict[str, AreaCodes] = {}
         self.categories: dict[str, str] = {}
+        self.units: set[str] = set()  # unit codes already checked for personal data
 
     def area(self, code: str) -> AreaCodes:
         area = self.areas.get(code)
@@ -114,10 +105,7 @@ class RowEncoder:
         for index, column, kind in self.times:
             text = cells[index].strip()
             if text:
-                at = self.local_times.parse(text, column)
-                if at < EARLIEST_EVENT_TIME or (self.latest is not None and at > self.latest):
-                    check_event_time(at, column, self.now)
-                times.append((kind, at))
+                times.append((kind, self.local_times.parse(text, column)))
         if not times or times[0][0] != "created":
             raise InvalidRecord("来电时间 is empty: a work order starts with its call")
         if cells[ix["工单状态"]].strip() == "作废":
@@ -133,7 +121,9 @@ class RowEncoder:
         tail["urgency"] = urgency.value
         unit = cells[ix["承办单位编码"]].strip()
         if unit:
-            tail["unit"] = identifier("承办单位编码", unit)
+            if unit not in self.units:
+                self.units.add(identifier("承办单位编码", unit))
+            tail["unit"] = unit
         events = []
         for kind, at in times:
             event_id = make_event_id(FORMAT, order, kind)
