@@ -25,6 +25,7 @@ from civicflow.embedded import embedded_broker
 from civicflow.pipeline import replay
 from civicflow.settings import Settings
 from producers.hotline12345 import COLUMNS
+from producers.hotline_flow import COLUMNS as FLOW_COLUMNS
 from producers.webhook import PATH, AcknowledgedSender, build_app, signature
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,9 @@ HOTLINE = {"工单编号": "GD", "来电时间": "2026-10-12 09:07:00", "来电�
 WUYE = {"order_id": "WY", "community_code": "370102001002", "event": "报修",
         "time": "2026-10-12T09:15:00+08:00", "category": "电梯故障", "urgent": True,
         "company_code": "C001", "satisfaction": "满意"}
+FLOW = {"工单编号": "GD", "操作时间": "2026-10-12 10:00:00", "操作类型": "退单", "操作单位编码": "U01",
+        "操作单位": "城管局", "目标单位编码": "U02", "目标单位": "住建局", "延期天数": "", "满意度": "",
+        "说明": "不属于本单位职责"}
 NYC = {"Unique Key": "N", "Created Date": "10/12/2026 09:00:00 AM", "Closed Date": "",
        "Agency": "DOT", "Complaint Type": "Pothole", "Status": "Open", "Due Date": "",
        "Borough": "QUEENS"}
@@ -96,6 +100,10 @@ def write_feeds(folder: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
     headerless = csv_text([{**HOTLINE, "工单编号": "GD-NOHEAD"}], COLUMNS).split("\n", 1)[1]
     (folder / "hotline_noheader.csv").write_bytes(headerless.encode("gbk"))
 
+    # the circulation log of the same orders: a return (with its stated reason) per order
+    flow = planted(FLOW, "工单编号", "GD-P")
+    (folder / "hotline_flow.csv").write_bytes(csv_text(flow, FLOW_COLUMNS).encode("gbk"))
+
     wuye = planted(WUYE, "order_id", "WY-P")
     wuye_lines = [orjson.dumps(r) for r in wuye]
     wuye_lines += [orjson.dumps({**WUYE, "order_id": "WY-PD", "contact_name": NAME, "phone": MOBILE,
@@ -107,7 +115,8 @@ def write_feeds(folder: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
     (folder / "nyc311.csv").write_text(csv_text(nyc, list(NYC)), encoding="utf-8")
 
     files = [("jn-grid", folder / "grid.jsonl"), ("12345", folder / "hotline.csv"),
-             ("12345", folder / "hotline_noheader.csv"), ("wuye", folder / "wuye.jsonl"),
+             ("12345", folder / "hotline_noheader.csv"), ("12345-flow", folder / "hotline_flow.csv"),
+             ("wuye", folder / "wuye.jsonl"),
              ("nyc311", folder / "nyc311.csv")]
     webhook = [{**r, "order_id": r["order_id"].replace("WY-P", "WH-P")} for r in wuye]
     webhook.append({**WUYE, "order_id": "WH-PD", "contact_name": NAME, "phone": MOBILE})
@@ -228,6 +237,7 @@ def test_no_planted_value_reaches_any_topic_table_log_or_output(chdb_var, tmp_pa
     assert caller in str(clickhouse["events"]) and "hotline:12345:GD-P0" in explained
     assert "370102" in reported and "QUEENS" in reported
     assert "＊＊＊" in str(clickhouse["rejects"]) and "＊＊＊" in str(clickhouse["events"])
+    assert "不属于本单位职责" in str(clickhouse["events"])  # a stated reason, kept masked
     assert len(haystacks["worker log"]) > 0 and len(haystacks["broker log"]) > 0
 
     # every kind of record went through: good ones, rejected ones, malformed ones

@@ -14,6 +14,7 @@ import pytest
 from producers.base import Reject
 from producers.grid import GridAdapter
 from producers.hotline12345 import Hotline12345Adapter
+from producers.hotline_flow import HotlineFlowAdapter
 from producers.ingest import feed_rows
 from producers.nyc311 import Nyc311Adapter
 from producers.wuye import WuyeAdapter
@@ -32,6 +33,8 @@ def record(format_name: str, at: datetime) -> tuple[object, bytes]:
                                             "发生时间": local, "网格编码": "370102001001003"})
     if format_name == "12345":
         return Hotline12345Adapter(b"k"), f"工单编号,来电时间\nGD1,{local}\n".encode("gbk")
+    if format_name == "12345-flow":
+        return HotlineFlowAdapter(), f"工单编号,操作时间,操作类型\nGD1,{local},办结\n".encode("gbk")
     if format_name == "wuye":
         return WuyeAdapter(), orjson.dumps({"order_id": "WY1", "community_code": "370102001002",
                                             "event": "报修", "time": at.isoformat(),
@@ -48,7 +51,7 @@ def outcome(format_name: str, at: datetime) -> Event | Reject:
     return item
 
 
-FORMATS = ["jn-grid", "12345", "wuye", "nyc311"]
+FORMATS = ["jn-grid", "12345", "12345-flow", "wuye", "nyc311"]
 EARLIEST = datetime(2000, 1, 1, tzinfo=SHANGHAI)
 
 

@@ -9,6 +9,7 @@ import pytest
 from producers.base import Reject
 from producers.grid import GridAdapter
 from producers.hotline12345 import COLUMNS, Hotline12345Adapter
+from producers.hotline_flow import HotlineFlowAdapter
 from producers.nyc311 import Nyc311Adapter
 from producers.privacy import (
     MASK,
@@ -108,6 +109,9 @@ HOTLINE = {"工单编号": "GD001", "来电时间": "2026/10/3 9:07", "来电号
 WUYE = {"order_id": "WY1", "community_code": "370102001002", "event": "报修",
         "time": "2026-10-03T09:15:00+08:00", "category": "电梯故障", "urgent": True,
         "company_code": "C001"}
+FLOW = {"工单编号": "GD001", "操作时间": "2026/10/3 9:30", "操作类型": "派单", "操作单位编码": "C1",
+        "操作单位": "市热线中心", "目标单位编码": "U01", "目标单位": "城管局", "延期天数": "",
+        "满意度": "", "说明": ""}
 NYC = {"Unique Key": "1", "Created Date": "05/01/2022 01:00:00 PM", "Closed Date": "",
        "Agency": "DOT", "Complaint Type": "Pothole", "Status": "Open", "Due Date": "",
        "Borough": "QUEENS"}
@@ -129,7 +133,7 @@ def planted_variants(good: dict, fields: list[str]) -> list[dict]:
     return variants
 
 
-@pytest.mark.parametrize("format_name", ["jn-grid", "12345", "wuye", "nyc311"])
+@pytest.mark.parametrize("format_name", ["jn-grid", "12345", "12345-flow", "wuye", "nyc311"])
 def test_no_planted_value_leaves_any_adapter(format_name):
     """Every field of every format holds each planted value in turn: whatever becomes an event
     or a dead letter holds none of them, and the good records still make events."""
@@ -144,6 +148,11 @@ def test_no_planted_value_leaves_any_adapter(format_name):
         shifted = {**HOTLINE, "工单编号": "GD9", "来电号码": f"{MOBILE[:3]},{MOBILE[3:]}"}
         data = csv_file(records + [shifted])
         adapter = Hotline12345Adapter(b"k")
+    elif format_name == "12345-flow":
+        returned = {**FLOW, "操作类型": "退单", "说明": "不属于本单位职责"}
+        records = planted_variants(FLOW, list(FLOW)) + planted_variants(returned, list(FLOW))
+        data = csv_file(records)
+        adapter = HotlineFlowAdapter()
     elif format_name == "wuye":
         records = planted_variants(WUYE, list(WUYE)) + [{**WUYE, "contact_name": NAME, "phone": MOBILE}]
         data = b"\n".join(orjson.dumps(r) for r in records) + b'\n{"order_id": "' + MOBILE.encode()
