@@ -4,6 +4,7 @@ pre-serialized event bytes, and next to the same import through one pydantic mod
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def run(days: int = 20) -> list[Result]:
     data = hotline_csv(rows, "gbk")
     adapter = Hotline12345Adapter(b"k")
     tally, seen, events = ImportTally(), set(), []
-    for _, items in adapter.encode_rows(data, "bench"):
+    for _, items in adapter.encode_rows(io.BytesIO(data), "bench"):
         events.extend(tally.add(items, seen))
     payloads = [(e.case_id.encode(), e.payload) for e in events]
     with tempfile.TemporaryDirectory() as tmp, embedded_broker(Path(tmp), 4) as bootstrap:
@@ -46,8 +47,9 @@ def run(days: int = 20) -> list[Result]:
         def through_models() -> None:
             """The import as it was before the wire-form path: a validated model per event."""
             producer, model_tally, model_seen, model_events = EventProducer(bootstrap), ImportTally(), set(), []
-            for _, items in adapter.parse_rows(path.read_bytes(), str(path)):
-                model_events.extend(model_tally.add(items, model_seen))
+            with open(path, "rb") as stream:
+                for _, items in adapter.parse_rows(stream, str(path)):
+                    model_events.extend(model_tally.add(items, model_seen))
             model_events.sort(key=event_time_order)
             for event in model_events:
                 producer.send_event(event)

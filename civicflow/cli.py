@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from civicflow.settings import Settings
@@ -131,9 +133,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        name = ".".join(map(str, first["loc"]))
+        variable = f"CIVICFLOW_{str(first['loc'][0]).upper()}" if first["loc"] else "CIVICFLOW_*"
+        raise ConfigError(f"setting {name} ({variable}): {first['msg']}") from exc
+    except SettingsError as exc:  # an env value that is not even JSON, for a dict or list setting
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1) if match else "?"
+        example = EXAMPLES.get(name, "")
+        raise ConfigError(f"CIVICFLOW_{name.upper()} is not valid JSON"
+                          f"{f' ({exc.__cause__})' if exc.__cause__ else ''}"
+                          f"{f': set it like {example}' if example else ''}") from exc
 
 
+EXAMPLES = {"property_secrets": 'CIVICFLOW_PROPERTY_SECRETS=\'{"C001": "secret"}\''}
 INTERRUPTED = threading.Event()
 
 
@@ -154,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except CivicflowError as exc:
         if INTERRUPTED.is_set():
             return _interrupted()
-        console.print(f"[red]civicflow: {exc}[/red]", soft_wrap=True, highlight=False)
+        # markup=False: a message with [brackets] (a policy key, a list) prints as it is
+        console.print(f"civicflow: {exc}", style="red", soft_wrap=True, highlight=False,
+                      markup=False)
         return 2
     except KeyboardInterrupt:
         return _interrupted()
@@ -173,7 +187,7 @@ def _interrupted() -> int:
 def run(args: argparse.Namespace) -> int:
     from civicflow import commands
 
-    settings = settings_from(args) if args.command not in ("simulate",) else Settings()
+    settings = settings_from(args)
     handler = getattr(commands, f"cmd_{args.command.replace('-', '_')}")
     return int(handler(settings, args))
 

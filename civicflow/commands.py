@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
@@ -28,7 +29,7 @@ _started = time.monotonic()
 
 
 def _progress(message: str) -> None:
-    err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {message}", soft_wrap=True,
+    err.print(f"[dim]{time.monotonic() - _started:6.1f}s[/dim] {escape(message)}", soft_wrap=True,
               highlight=False)
 
 
@@ -78,6 +79,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from civicflow.embedded import create_topics
+    from producers.base import ImportTally
     from producers.ingest import ingest_files
 
     if not settings.bootstrap:
@@ -87,31 +89,39 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     for _, file in files:
         if not file.is_file():
             raise ConfigError(f"input file {file} does not exist")
-    try:
-        create_topics(settings.bootstrap, settings.partitions, timeout=10)
-    except Exception as exc:  # noqa: BLE001 - any admin failure means no broker to talk to
-        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap}: {exc}; check --bootstrap") from exc
+    create_topics(settings.bootstrap, settings.partitions, timeout=10)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.completed:,} rows  {task.fields[rate]:,.0f} rows/s  "
                           "rejects {task.fields[rejects]:,}"), TimeElapsedColumn()]
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
-        started = time.monotonic()
+    tally = ImportTally()
+    finished = False
+    try:
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
+            started = time.monotonic()
 
-        def on_progress(stage: str, rows: int, total: int | None, rejects: int) -> None:
-            rate = rows / max(time.monotonic() - started, 1e-6)
-            bar.update(task, description=stage, completed=rows, total=total, rate=rate,
-                       rejects=rejects)
+            def on_progress(stage: str, rows: int, total: int | None, rejects: int) -> None:
+                rate = rows / max(time.monotonic() - started, 1e-6)
+                bar.update(task, description=escape(stage), completed=rows, total=total,
+                           rate=rate, rejects=rejects)
 
-        ensure_var_dir(settings.var_dir)  # big inputs are sorted in runs under it
-        tally, failed = ingest_files(files, settings.bootstrap,
+            ensure_var_dir(settings.var_dir)  # big inputs are sorted in runs under it
+            _, failed = ingest_files(files, settings.bootstrap,
                                      settings.caller_hash_key.get_secret_value().encode(),
                                      on_progress, settings.delivery_timeout_seconds,
-                                     spill_dir=settings.var_dir)
-    out.print(tally.line())
-    if tally.reject_reasons:
-        out.print("rejects by reason: " + ", ".join(
-            f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()))
+                                     spill_dir=settings.var_dir, tally=tally)
+        finished = True
+    finally:
+        # the accounting on every way out: an error, a failed delivery, Ctrl-C
+        line = tally.line()
+        if not finished:
+            line += ("; stopped early, so some of these may not be in Kafka: ingest the files "
+                     "again (event ids are deterministic, so nothing doubles)")
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        if tally.reject_reasons:
+            out.print("rejects by reason: " + ", ".join(
+                f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()),
+                markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise ConfigError(f"{failed} events were not delivered to Kafka: ingest the files again "
                           "(event ids are deterministic, so nothing doubles)")
@@ -140,7 +150,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print_report(sink.client, settings.database, out)
     page = settings.var_dir / "report.html"
     write_report_page(sink.client, settings.database, page)
-    out.print(f"charts for leaders: {page.resolve()} (self-contained, opens offline)")
+    out.print(f"charts for leaders: {page.resolve()} (self-contained, opens offline)", markup=False)
     return 0
 
 
@@ -179,7 +189,7 @@ def print_policy_comparison(settings: Settings, events: list[Event], as_of: date
         table.add_column(name, justify="right")
     for row in rows:
         before, after = row.overdue
-        table.add_row(row.district, row.unit, str(row.cases), str(before), str(after),
+        table.add_row(escape(row.district), escape(row.unit), str(row.cases), str(before), str(after),
                       f"{after - before:+d}")
     before_total = sum(r.overdue[0] for r in rows)
     after_total = sum(r.overdue[1] for r in rows)
@@ -216,7 +226,7 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     policy = load_policy(settings.policy)
     calendar = WorkingDayCalendar.from_override_file(settings.holiday_file)
     for line in explain_case(events, policy, calendar, clock):
-        out.print(line, highlight=False, soft_wrap=True)
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
     sent = client.query(
         f"SELECT alert_id, emitted_at, retracted FROM {db}.alerts FINAL "
         f"WHERE case_id = {{case:String}} ORDER BY fires_at", parameters={"case": args.case_id}
@@ -225,7 +235,7 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     out.print(f"alerts in ClickHouse: {len(sent)}", highlight=False)
     for alert_id, emitted_at, retracted in sent:
         flag = " (retracted: a late event proved it wrong)" if retracted else ""
-        out.print(f"  {alert_id} emitted {emitted_at} UTC{flag}", highlight=False)
+        out.print(f"  {alert_id} emitted {emitted_at} UTC{flag}", highlight=False, markup=False)
     return 0
 
 
@@ -368,5 +378,5 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     print_report(client, settings.database, out)
     if args.html is not None:
         write_report_page(client, settings.database, args.html)
-        out.print(f"wrote {args.html} (open it in any browser; it needs no network)")
+        out.print(f"wrote {args.html} (open it in any browser; it needs no network)", markup=False)
     return 0

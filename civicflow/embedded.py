@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.errors import BrokerUnavailable, ConfigError
@@ -50,8 +51,13 @@ def ensure_var_dir(var_dir: Path) -> Path:
 def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0,
                   compacted: tuple[str, ...] = ()) -> None:
     """The topics of DESIGN §7 (and any extra compacted ones), all with one partition count."""
+    check_reachable(bootstrap)
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}; check "
+                                "--bootstrap or CIVICFLOW_BOOTSTRAP") from exc
     wanted = [
         NewTopic(
             name,
@@ -70,6 +76,24 @@ def create_topics(bootstrap: str, partitions: int, timeout: float = 15.0,
         except Exception as exc:  # noqa: BLE001 - an existing topic is fine
             if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerUnavailable(f"cannot create topic {name}: {exc}") from exc
+
+
+def check_reachable(bootstrap: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one clear line, when no server of a bootstrap list accepts a connection
+    (librdkafka would retry quietly until its own timeout)."""
+    problems = []
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]") or "localhost"
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except ValueError:
+            problems.append(f"{server.strip()!r} is not host:port")
+        except OSError as exc:
+            problems.append(f"{server.strip()}: {exc.strerror or exc}")
+    raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap} ({'; '.join(problems)}): check "
+                            "--bootstrap or CIVICFLOW_BOOTSTRAP")
 
 
 def wait_for_broker(bootstrap: str, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams.calendar import CHINA_TZ
@@ -126,7 +127,7 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
     dispatch = district_dispatch(client, db)
     for r in district_rates(client, db):
         d = dispatch.get(r.district)
-        rates.add_row(r.district, str(r.created), _pct(r.response_rate), _pct(r.on_time_rate),
+        rates.add_row(escape(r.district), str(r.created), _pct(r.response_rate), _pct(r.on_time_rate),
                       _pct(r.satisfaction_rate), str(r.overdue_open),
                       _pct(d.accuracy if d else None), _pct(d.return_rate if d else None))
     console.print(rates)
@@ -135,7 +136,7 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
     for name in ("unit", "source", "dispatched to it", "returned", "退单率"):
         units.add_column(name, justify="right")
     for u in units_by_returns(client, db):
-        units.add_row(u.unit, u.source, str(u.dispatched_to), str(u.returned_by), _pct(u.return_rate))
+        units.add_row(escape(u.unit), u.source, str(u.dispatched_to), str(u.returned_by), _pct(u.return_rate))
     console.print(units)
 
     month, charged = units_by_overdue(client, db)
@@ -145,7 +146,7 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
     for name in ("unit", "source", "rank", "score", "overdue"):
         overdue_units.add_column(name, justify="right")
     for o in charged:
-        overdue_units.add_row(o.unit, o.source, str(o.rank), _pct(o.score), str(o.overdue))
+        overdue_units.add_row(escape(o.unit), o.source, str(o.rank), _pct(o.score), str(o.overdue))
     console.print(overdue_units)
 
     alerts = client.query(
@@ -161,7 +162,8 @@ def print_report(client: Client, db: str, console: Console | None = None) -> Non
         f"SELECT case_id, district, unit, milestone, due_at, overdue_seconds, escalation_level "
         f"FROM {db}.overdue_open_cases ORDER BY overdue_seconds DESC, case_id LIMIT 10"
     ).result_rows:
-        overdue.add_row(case_id, district or "", unit or "", milestone, _local(due_at),
+        overdue.add_row(escape(case_id), escape(district or ""), escape(unit or ""), milestone,
+                        _local(due_at),
                         _duration(int(seconds)), str(level))
     console.print(overdue)
 

@@ -6,27 +6,63 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from producers.privacy import cut, cut_bytes, mask_text, redact_record
+from producers.textfile import MAX_RECORD_BYTES, Line, lines
 from schemas.enums import Source
 from schemas.errors import InvalidRecord
 from schemas.event import EncodedEvent, Event
 
+# the sane bounds of an event time, for every door (adapters, webhook; the worker may share them)
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+def check_event_time(at: datetime, field: str, now: datetime | None) -> datetime:
+    """`at` when it is a time an event can have happened at: not before 2000-01-01 (Asia/Shanghai)
+    and not later than `now` + FUTURE_TOLERANCE (no upper bound without a clock)."""
+    if at < EARLIEST_EVENT_TIME:
+        raise InvalidRecord(f"{field} {at.isoformat()} is before 2000-01-01: not a time a case "
+                            "happened at; fix the date at the source")
+    if now is not None and at > now + FUTURE_TOLERANCE:
+        raise InvalidRecord(f"{field} {at.isoformat()} is in the future (now {now.isoformat()}, "
+                            f"{FUTURE_TOLERANCE.seconds // 60} minutes of clock skew allowed)")
+    return at
+
+
+# a dead letter keeps the first 4 KiB of its record (whatever its size) and a reason this long
+DEAD_LETTER_RAW_BYTES = 4096
+REASON_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A record that became no event: kept whole with where it came from and why."""
+    """A record that became no event: kept (redacted, at most 4 KiB of it) with where it came
+    from and why. `size` is the record's size in the file; `truncated` says `raw` is a head."""
 
     format: str
     source: Source
     file: str
     line: int
     reason: str
-    raw: str
+    raw: str  # the record redacted by `redact_record`
+    truncated: bool = False
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        # whatever the adapter passed, no phone or ID number leaves in a dead letter, and a
+        # dead letter always fits a Kafka message
+        if self.size is None:
+            object.__setattr__(self, "size", len(self.raw.encode()))
+        raw = mask_text(self.raw)
+        kept = cut_bytes(raw, DEAD_LETTER_RAW_BYTES)
+        object.__setattr__(self, "reason", cut(mask_text(self.reason), REASON_CHARS))
+        object.__setattr__(self, "raw", kept)
+        object.__setattr__(self, "truncated", self.truncated or kept != raw)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -37,6 +73,8 @@ class Reject:
                 "line": self.line,
                 "reason": self.reason,
                 "raw": self.raw,
+                "truncated": self.truncated,
+                "size": self.size,
             }
         )
 
@@ -51,7 +89,8 @@ EncodedRow = tuple[int, Sequence[EncodedEvent | Reject]]
 
 
 class Adapter(Protocol):
-    """A feed format: raw bytes of one file in, events and rejects out. Pure: no I/O.
+    """A feed format: one file as a binary stream in, events and rejects out. Pure: it only
+    reads the stream it is given, record by record (never the whole file at once).
 
     `parse_rows` yields, per source record, its line and either the events it makes or the
     one reject that says why it makes none. `encode_rows` yields the same with the events in
@@ -60,10 +99,11 @@ class Adapter(Protocol):
     format: str
     source: Source
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         ...
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
         ...
 
@@ -80,16 +120,18 @@ class FeedAdapter:
     format: str
     source: Source
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         raise NotImplementedError
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        for line, items in self.parse_rows(data, file, now):
+        for line, items in self.parse_rows(stream, file, now):
             yield line, [i if isinstance(i, Reject) else EncodedEvent.of(i) for i in items]
 
-    def parse(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[Event | Reject]:
-        return flatten(self.parse_rows(data, file, now))
+    def parse(self, stream: BinaryIO, file: str, now: datetime | None = None
+              ) -> Iterator[Event | Reject]:
+        return flatten(self.parse_rows(stream, file, now))
 
 
 def decoded_rows(rows: Iterator[EncodedRow], format_name: str, source: Source, file: str
@@ -105,11 +147,18 @@ def decoded_rows(rows: Iterator[EncodedRow], format_name: str, source: Source, f
                                 "")]
 
 
-def json_lines(data: bytes, parse_line: Callable[[bytes, int], Event | Reject]) -> Iterator[RowResult]:
-    """Numbered non-empty lines of a JSON Lines file, each through `parse_line`."""
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if raw.strip():
-            yield number, [parse_line(raw, number)]
+def json_lines(stream: BinaryIO, parse_line: Callable[[Line], Event | Reject], format_name: str,
+               source: Source, file: str) -> Iterator[RowResult]:
+    """Numbered non-empty lines of a JSON Lines stream, each through `parse_line`; a line over
+    the record limit becomes a truncated dead letter unread."""
+    for line in lines(stream):
+        if not line.complete:
+            yield line.number, [Reject(
+                format_name, source, file, line.number,
+                f"size: line of {line.size} bytes is over the {MAX_RECORD_BYTES // 1024} KiB "
+                "limit: one record per line", redact_record(line.data), True, line.size)]
+        elif line.data.strip():
+            yield line.number, [parse_line(line)]
 
 
 AnyEvent = TypeVar("AnyEvent", Event, EncodedEvent)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
-from producers.privacy import mask_text, stated_reason
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time, json_lines
+from producers.privacy import identifier, redact_record, safe_category, stated_reason
+from producers.textfile import Line
 from producers.timeparse import parse_local_time
 from schemas.catalog import load_catalog
 from schemas.codes import parse_grid_code
@@ -70,15 +71,15 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
     order = _text(record, "工单编号")
     if order is None:
         raise InvalidRecord("工单编号 is missing: it makes the case id")
+    identifier("工单编号", order)
     kind_text = _text(record, "事件类型")
     kind = EVENT_TYPES.get(kind_text or "")
     if kind is None:
         raise InvalidRecord(
             f"事件类型 {kind_text!r} is unknown: expected one of {'/'.join(EVENT_TYPES)}"
         )
-    occurred_at = parse_local_time(record.get("发生时间"), CHINA_TZ, "发生时间")
-    if now is not None and occurred_at > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"发生时间 {occurred_at.isoformat()} is in the future (now {now.isoformat()})")
+    occurred_at = check_event_time(parse_local_time(record.get("发生时间"), CHINA_TZ, "发生时间"),
+                                   "发生时间", now)
     grid_text = _text(record, "网格编码")
     area = parse_grid_code(grid_text) if grid_text else None
     urgency_text = _text(record, "紧急程度")
@@ -106,7 +107,8 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
     if kind is EventType.REASSIGNED and unit is None:
         raise InvalidRecord("改派 without 承办单位编码: a re-dispatch names the unit it goes to")
     reason = stated_reason(_text(record, "说明")) if kind in WITH_REASON else None
-    category = load_catalog().code_for(Source.GRID, _text(record, "事项大类"), _text(record, "事项小类"))
+    category = safe_category(
+        load_catalog().code_for(Source.GRID, _text(record, "事项大类"), _text(record, "事项小类")))
     return Event.build(
         event_id=make_event_id(FORMAT, native_event),
         case_id=make_case_id(Source.GRID, FORMAT, order),
@@ -120,7 +122,7 @@ def record_to_event(record: object, now: datetime | None = None) -> Event:
         grid=area.grid if area else None,
         category=category,
         urgency=urgency,
-        unit=unit,
+        unit=identifier("承办单位编码", unit) if unit else None,
         satisfaction=satisfaction,
         extension_days=extension_days,
         reason=reason,
@@ -131,20 +133,26 @@ class GridAdapter(FeedAdapter):
     format = FORMAT
     source = Source.GRID
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        return json_lines(data, lambda raw, number: self._line(raw, file, number, now))
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        return json_lines(stream, lambda line: self._line(line, file, now), FORMAT, Source.GRID, file)
 
     @staticmethod
-    def _line(raw: bytes, file: str, number: int, now: datetime | None) -> Event | Reject:
+    def _line(line: Line, file: str, now: datetime | None) -> Event | Reject:
+        raw, number = line.data, line.number
         try:
-            text = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError:
             return Reject(FORMAT, Source.GRID, file, number,
                           "encoding: line is not UTF-8 (jn-grid files are UTF-8 JSON Lines)",
-                          raw.decode("utf-8", "replace"))
+                          redact_record(raw), size=line.size)
         try:
-            return record_to_event(orjson.loads(raw), now)
+            record = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", mask_text(text))
+            return Reject(FORMAT, Source.GRID, file, number, f"json: {exc}", redact_record(raw),
+                          size=line.size)
+        try:
+            return record_to_event(record, now)
         except InvalidRecord as exc:
-            return Reject(FORMAT, Source.GRID, file, number, exc.reason, mask_text(text))
+            kept = redact_record(record) if isinstance(record, dict) else redact_record(raw)
+            return Reject(FORMAT, Source.GRID, file, number, exc.reason, kept, size=line.size)

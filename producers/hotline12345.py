@@ -10,16 +10,15 @@ property test holds the two to the same bytes.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import datetime
+from typing import BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
-from producers.privacy import caller_hash, mask_text
-from producers.textfile import csv_records, decode_feed
+from producers.base import EncodedRow, FeedAdapter, Reject, RowResult, check_event_time, decoded_rows
+from producers.privacy import caller_hash, identifier, redact_record, safe_category
+from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
 from schemas.catalog import load_catalog
 from schemas.codes import AreaCodes, parse_area_code
@@ -47,30 +46,21 @@ _SOURCE = _HOTLINE.value
 _CASE_PREFIX = make_case_id(Source.HOTLINE, FORMAT, "")
 
 
-def safe_raw(row: dict[str, str]) -> str:
-    """The row as a dead letter may keep it: no name, no phone, masked free text."""
-    kept = {k: v for k, v in row.items() if k not in ("诉求人", "来电号码") and k is not None}
-    if "诉求内容" in kept and kept["诉求内容"]:
-        kept["诉求内容"] = mask_text(kept["诉求内容"])
-    return ",".join(f"{k}={v}" for k, v in kept.items())
-
-
 class RowEncoder:
     """One 12345 row -> its events' wire bytes. Holds what is the same for every row of an
     import (column positions, key, clock) and caches of the lookups that repeat."""
 
-    def __init__(self, header: list[str], key: bytes, now: datetime | None,
-                 damaged: bool) -> None:
+    def __init__(self, header: list[str], key: bytes, now: datetime | None) -> None:
         absent = len(header)  # a padded row has "" there
         self.width = absent + 1
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
         self.times = [(self.index[column], column, kind.value) for column, kind in TIME_COLUMNS]
         self.key = key
-        self.latest = now + FUTURE_TOLERANCE if now is not None else None
-        self.damaged = damaged  # the file had undecodable bytes: check rows for U+FFFD
-        self.local_times = LocalTimes(CHINA_TZ)
+        self.local_times = LocalTimes(CHINA_TZ,
+                                      check=lambda at, column: check_event_time(at, column, now))
         self.areas: dict[str, AreaCodes] = {}
         self.categories: dict[str, str] = {}
+        self.units: set[str] = set()  # unit codes already checked for personal data
 
     def area(self, code: str) -> AreaCodes:
         area = self.areas.get(code)
@@ -81,7 +71,8 @@ class RowEncoder:
     def category(self, item: str) -> str:
         code = self.categories.get(item)
         if code is None:
-            code = self.categories[item] = load_catalog().code_for(Source.HOTLINE, None, item)
+            code = load_catalog().code_for(Source.HOTLINE, None, item)
+            code = self.categories[item] = safe_category(code)
         return code
 
     def encode(self, cells: list[str]) -> list[EncodedEvent]:
@@ -91,8 +82,7 @@ class RowEncoder:
         order = cells[ix["工单编号"]].strip()
         if not order:
             raise InvalidRecord("工单编号 is empty: it makes the case id")
-        if self.damaged and any("\ufffd" in v for v in cells):
-            raise InvalidRecord("encoding: row has bytes that are neither UTF-8 nor GBK; re-export the file")
+        identifier("工单编号", order)
         urgency_text = cells[ix["紧急程度"]].strip()
         urgency = URGENCIES.get(urgency_text)
         if urgency is None:
@@ -118,11 +108,6 @@ class RowEncoder:
                 times.append((kind, self.local_times.parse(text, column)))
         if not times or times[0][0] != "created":
             raise InvalidRecord("来电时间 is empty: a work order starts with its call")
-        if self.latest is not None:
-            for kind, at in times:
-                if at > self.latest:
-                    raise InvalidRecord(f"{kind} time {at.isoformat()} is in the future "
-                                        f"(now {(self.latest - FUTURE_TOLERANCE).isoformat()})")
         if cells[ix["工单状态"]].strip() == "作废":
             times.append(("cancelled", max(at for _, at in times)))
         case_id = _CASE_PREFIX + order
@@ -136,6 +121,8 @@ class RowEncoder:
         tail["urgency"] = urgency.value
         unit = cells[ix["承办单位编码"]].strip()
         if unit:
+            if unit not in self.units:
+                self.units.add(identifier("承办单位编码", unit))
             tail["unit"] = unit
         events = []
         for kind, at in times:
@@ -152,8 +139,6 @@ class RowEncoder:
             events.append(EncodedEvent(event_id, case_id, _HOTLINE, at, orjson.dumps(fields)))
         return events
 
-    def safe_raw(self, cells: list[str]) -> str:
-        return safe_raw({name: cells[i] for name, i in self.index.items() if i < len(cells)})
 
 
 class Hotline12345Adapter(FeedAdapter):
@@ -163,37 +148,40 @@ class Hotline12345Adapter(FeedAdapter):
     def __init__(self, caller_key: bytes = b"civicflow-dev-key-change-me") -> None:
         self.caller_key = caller_key
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         """Per source row: (line, its events) or (line, [its reject])."""
-        return decoded_rows(self.encode_rows(data, file, now), FORMAT, Source.HOTLINE, file)
+        return decoded_rows(self.encode_rows(stream, file, now), FORMAT, Source.HOTLINE, file)
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        text, _encoding = decode_feed(data)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = [h.strip() for h in next(reader)]
-        except (StopIteration, csv.Error):
-            header = []
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
         missing = [c for c in ("工单编号", "来电时间") if c not in header]
-        if missing:
+        if missing:  # the first row may be a data row of a file without its header
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected the 12345 export columns "
-                             f"{','.join(COLUMNS)}", text.splitlines()[0][:500] if text else "")]
+                             f"{','.join(COLUMNS)}",
+                             redact_record(first.text, columns=COLUMNS) if first else "")]
             return
-        encoder = RowEncoder(header, self.caller_key, now, damaged="\ufffd" in text)
-        for line, cells, problem in csv_records(reader):
+        encoder = RowEncoder(header, self.caller_key, now)
+        for record in records:
+            line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
+                                    redact_record(record.text, columns=header),
+                                    not record.complete, record.size)]
                 continue
             if not cells:  # a blank line is no record
                 continue
             if len(cells) > len(header):
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
-                                    "csv: row has more cells than the header", encoder.safe_raw(cells))]
+                                    "csv: row has more cells than the header (an unquoted comma?)",
+                                    redact_record(cells, columns=header), size=record.size)]
                 continue
             try:
                 yield line, encoder.encode(cells)
             except InvalidRecord as exc:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    encoder.safe_raw(cells))]
+                                    redact_record(cells, columns=header), size=record.size)]

@@ -10,17 +10,16 @@ test holds them to the model's serialization.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, EncodedRow, FeedAdapter, Reject, RowResult, decoded_rows
-from producers.privacy import mask_text, stated_reason
-from producers.textfile import csv_records, decode_feed
+from producers.base import EncodedRow, FeedAdapter, Reject, RowResult, check_event_time, decoded_rows
+from producers.privacy import identifier, redact_record, stated_reason
+from producers.textfile import csv_records
 from producers.timeparse import LocalTimes
 from schemas.enums import EventType, Satisfaction, Source
 from schemas.errors import InvalidRecord
@@ -69,22 +68,16 @@ _CASE_PREFIX = make_case_id(Source.HOTLINE, ORDER_FORMAT, "")
 _CATEGORY, _URGENCY = "other:", "normal"
 
 
-def safe_raw(row: dict[str, str]) -> str:
-    """The row as a dead letter may keep it: every cell masked (说明 is free text, and a row
-    with a stray comma shifts it into other columns)."""
-    return ",".join(f"{k}={mask_text(v)}" for k, v in row.items())
-
-
 class FlowRowEncoder:
     """One circulation-log row -> its event's wire bytes."""
 
-    def __init__(self, header: list[str], now: datetime | None, damaged: bool) -> None:
+    def __init__(self, header: list[str], now: datetime | None) -> None:
         absent = len(header)  # a padded row has "" there
         self.width = absent + 1
         self.index = {name: header.index(name) if name in header else absent for name in COLUMNS}
-        self.latest = now + FUTURE_TOLERANCE if now is not None else None
-        self.damaged = damaged  # the file had undecodable bytes: check rows for U+FFFD
-        self.local_times = LocalTimes(CHINA_TZ)
+        self.local_times = LocalTimes(CHINA_TZ,
+                                      check=lambda at, column: check_event_time(at, column, now))
+        self.units: set[str] = set()  # unit codes already checked for personal data
 
     def encode(self, cells: list[str]) -> EncodedEvent:
         if len(cells) < self.width:
@@ -93,21 +86,19 @@ class FlowRowEncoder:
         order = cells[ix["工单编号"]].strip()
         if not order:
             raise InvalidRecord("工单编号 is empty: it makes the case id")
-        if self.damaged and any("\ufffd" in v for v in cells):
-            raise InvalidRecord("encoding: row has bytes that are neither UTF-8 nor GBK; re-export the file")
+        identifier("工单编号", order)
         step_text = cells[ix["操作类型"]].strip()
         step = STEPS.get(step_text)
         if step is None:
             raise InvalidRecord(f"操作类型 {step_text!r} is unknown: expected one of {'/'.join(STEPS)}")
         at = self.local_times.parse(cells[ix["操作时间"]].strip(), "操作时间")
-        if self.latest is not None and at > self.latest:
-            raise InvalidRecord(f"操作时间 {at.isoformat()} is in the future "
-                                f"(now {(self.latest - FUTURE_TOLERANCE).isoformat()})")
         # the model's field order; a field the model would leave out (None) is not written
         fields: dict[str, object] = {}
         if step.unit_column is not None:
             unit = cells[ix[step.unit_column]].strip()
             if unit:
+                if unit not in self.units:
+                    self.units.add(identifier(step.unit_column, unit))
                 fields["unit"] = unit
             elif step.unit_required:
                 raise InvalidRecord(f"{step_text} without {step.unit_column}: "
@@ -136,46 +127,45 @@ class FlowRowEncoder:
             "category": _CATEGORY, "urgency": _URGENCY, **fields})
         return EncodedEvent(event_id, case_id, _HOTLINE, at, payload)
 
-    def safe_raw(self, cells: list[str]) -> str:
-        return safe_raw({name: cells[i] for name, i in self.index.items() if i < len(cells)})
-
 
 class HotlineFlowAdapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
         """Per source row: (line, [its event]) or (line, [its reject])."""
-        return decoded_rows(self.encode_rows(data, file, now), FORMAT, Source.HOTLINE, file)
+        return decoded_rows(self.encode_rows(stream, file, now), FORMAT, Source.HOTLINE, file)
 
-    def encode_rows(self, data: bytes, file: str, now: datetime | None = None
+    def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        text, _encoding = decode_feed(data)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = [h.strip() for h in next(reader)]
-        except (StopIteration, csv.Error):
-            header = []
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            first = text.splitlines()[0][:500] if text else ""
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected the circulation-log "
-                             f"columns {','.join(COLUMNS)}", mask_text(first))]
+                             f"columns {','.join(COLUMNS)}",
+                             redact_record(first.text, columns=COLUMNS) if first else "")]
             return
-        encoder = FlowRowEncoder(header, now, damaged="\ufffd" in text)
-        for line, cells, problem in csv_records(reader):
+        encoder = FlowRowEncoder(header, now)
+        for record in records:
+            line, cells = record.line, record.cells
             if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
+                                    redact_record(record.text, columns=header),
+                                    not record.complete, record.size)]
                 continue
             if not cells:  # a blank line is no record
                 continue
             if len(cells) > len(header):
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
-                                    "csv: row has more cells than the header", encoder.safe_raw(cells))]
+                                    "csv: row has more cells than the header (an unquoted comma?)",
+                                    redact_record(cells, columns=header), size=record.size)]
                 continue
             try:
                 yield line, [encoder.encode(cells)]
             except InvalidRecord as exc:
                 yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    encoder.safe_raw(cells))]
+                                    redact_record(cells, columns=header), size=record.size)]

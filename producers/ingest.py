@@ -4,8 +4,9 @@ dead-letter topic, and the accounting of every record."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -22,32 +23,37 @@ OnProgress = Callable[[str, int, int | None, int], None]
 
 
 Item = TypeVar("Item", Event | Reject, EncodedEvent | Reject)
-RowsOf = Callable[[Adapter, bytes, str], Iterator[tuple[int, Sequence[Item]]]]
+RowsOf = Callable[[Adapter, BinaryIO, str, datetime], Iterator[tuple[int, Sequence[Item]]]]
 
 
-def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item]
-               ) -> Iterator[tuple[str, Path, Sequence[Item]]]:
+def _file_rows(files: list[tuple[str, Path]], caller_key: bytes, rows_of: RowsOf[Item],
+               now: datetime | None) -> Iterator[tuple[str, Path, Sequence[Item]]]:
+    # events later than the wall clock (+ tolerance) are refused: the import's clock
+    now = now or datetime.now(UTC)
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
-        for _, items in rows_of(adapter, read_input(path), str(path)):
-            yield format_name, path, items
+        with open_input(path) as stream:
+            for _, items in rows_of(adapter, stream, str(path), now):
+                yield format_name, path, items
 
 
-def feed_rows(files: list[tuple[str, Path]], caller_key: bytes
+def feed_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
               ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
     """Every record of every file through its adapter: (format, file, the record's items)."""
-    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.parse_rows(data, file))
+    return _file_rows(files, caller_key,
+                      lambda adapter, stream, file, at: adapter.parse_rows(stream, file, at), now)
 
 
-def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes
+def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
                  ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
     """`feed_rows` with the events in wire form (no model per event): what ingest sends."""
-    return _file_rows(files, caller_key, lambda adapter, data, file: adapter.encode_rows(data, file))
+    return _file_rows(files, caller_key,
+                      lambda adapter, stream, file, at: adapter.encode_rows(stream, file, at), now)
 
 
-def read_input(path: Path) -> bytes:
+def open_input(path: Path) -> BinaryIO:
     try:
-        return path.read_bytes()
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -55,12 +61,14 @@ def read_input(path: Path) -> bytes:
 def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: bytes,
                  on_progress: OnProgress, delivery_timeout: float = 30.0,
                  metrics: IngestMetrics | None = None, sort_run_size: int = DEFAULT_RUN_SIZE,
-                 spill_dir: Path | None = None) -> tuple[ImportTally, int]:
+                 spill_dir: Path | None = None, tally: ImportTally | None = None
+                 ) -> tuple[ImportTally, int]:
     """Returns the tally and the number of events Kafka did not acknowledge. Each input's
     events go out in event-time order (a snapshot row's are not in file order); more than
-    `sort_run_size` of them are sorted in runs on disk (under `spill_dir`)."""
+    `sort_run_size` of them are sorted in runs on disk (under `spill_dir`). Pass `tally` to
+    keep the accounting of an import that stops on an error or an interrupt."""
     metrics = metrics or IngestMetrics(CollectorRegistry())
-    tally = ImportTally()
+    tally = tally if tally is not None else ImportTally()
     producer = EventProducer(bootstrap, delivery_timeout)
     seen: set[str] = set()
     for format_name, path in files:

@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producers.base import Reject
-from schemas.errors import BrokerUnavailable
+from schemas.errors import BrokerUnavailable, CivicflowError
 from schemas.event import EncodedEvent, Event
 from schemas.topics import CONTROL_HEADER, CONTROL_KEY, EVENT_TOPICS, INVALID_TOPIC
 
@@ -84,6 +84,9 @@ class EventProducer:
                 break
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: refused before sending
+                raise CivicflowError(f"Kafka refused a message for {topic}: {exc.args[0].str()}; "
+                                     "nothing after it was sent") from exc
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY:
             self._unpolled = 0

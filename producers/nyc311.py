@@ -7,14 +7,14 @@ given, sets the resolve due.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import datetime
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult
-from producers.textfile import csv_records, decode_feed
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time
+from producers.privacy import identifier, redact_record, safe_text
+from producers.textfile import csv_records
 from schemas.enums import EventType, Source, Urgency
 from schemas.errors import InvalidRecord
 from schemas.event import Event, make_case_id, make_event_id
@@ -38,28 +38,30 @@ def row_to_events(row: dict[str, str], now: datetime | None = None) -> list[Even
     key = (row.get("Unique Key") or "").strip()
     if not key:
         raise InvalidRecord("Unique Key is empty: it makes the case id")
+    identifier("Unique Key", key)
     created_text = (row.get("Created Date") or "").strip()
     if not created_text:
         raise InvalidRecord("Created Date is empty: every request starts with it")
-    created = parse_nyc_time(created_text, "Created Date")
-    if now is not None and created > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"Created Date {created.isoformat()} is in the future")
+    created = check_event_time(parse_nyc_time(created_text, "Created Date"), "Created Date", now)
     due_text = (row.get("Due Date") or "").strip()
-    due = parse_nyc_time(due_text, "Due Date") if due_text else None
+    # a due date may lie ahead: only the lower bound holds for it
+    due = check_event_time(parse_nyc_time(due_text, "Due Date"), "Due Date", None) if due_text else None
     status = (row.get("Status") or "").strip()
     closed_text = (row.get("Closed Date") or "").strip()
-    closed = parse_nyc_time(closed_text, "Closed Date") if closed_text else None
+    closed = (check_event_time(parse_nyc_time(closed_text, "Closed Date"), "Closed Date", now)
+              if closed_text else None)
     if status == "Closed" and closed is None:
         raise InvalidRecord("Status is Closed but Closed Date is empty")
-    borough = (row.get("Borough") or "").strip()
+    borough = identifier("Borough", (row.get("Borough") or "").strip())
+    agency = identifier("Agency", (row.get("Agency") or "").strip())
     common = {
         "case_id": make_case_id(Source.HOTLINE, FORMAT, key),
         "source": Source.HOTLINE,
         "system": FORMAT,
         "district": borough if borough and borough != "Unspecified" else None,
-        "category": (row.get("Complaint Type") or "").strip() or "other:",
+        "category": safe_text((row.get("Complaint Type") or "").strip()) or "other:",
         "urgency": Urgency.NORMAL,
-        "unit": (row.get("Agency") or "").strip() or None,
+        "unit": agency or None,
     }
     events = [Event.build(event_id=make_event_id(FORMAT, key, "created"), type=EventType.CREATED,
                     occurred_at=created, due_at=due, **common)]
@@ -76,21 +78,28 @@ class Nyc311Adapter(FeedAdapter):
     format = FORMAT
     source = Source.HOTLINE
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        text, _ = decode_feed(data)
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        records = csv_records(stream)
+        first = next(records, None)
+        header = [h.strip() for h in first.cells or []] if first is not None else []
+        missing = [c for c in REQUIRED if c not in header]
         if missing:
             yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
                              f"header: columns {missing} missing; expected an NYC 311 export",
-                             text.splitlines()[0][:500] if text else "")]
+                             redact_record(first.text, columns=REQUIRED) if first else "")]
             return
-        for line, row, problem in csv_records(reader):
-            if row is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, problem, "")]
+        for record in records:
+            line, cells = record.line, record.cells
+            if cells is None:
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
+                                    redact_record(record.text, columns=header),
+                                    not record.complete, record.size)]
                 continue
-            raw = ",".join(v or "" for v in row.values() if isinstance(v, str))[:2000]
+            if not cells:  # a blank line is no record
+                continue
             try:
-                yield line, row_to_events(row, now)
+                yield line, row_to_events(dict(zip(header, cells, strict=False)), now)
             except InvalidRecord as exc:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason, raw)]
+                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
+                                    redact_record(cells, columns=header), size=record.size)]

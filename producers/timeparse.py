@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from functools import cache
 
@@ -58,17 +59,22 @@ def parse_local_time(text: object, zone: tzinfo, field: str) -> datetime:
 
 class LocalTimes:
     """`parse_local_time` for one import, remembering what it parsed: feed times are minutes
-    or seconds of a few days, so most repeat (a cache hit costs ~1/40 of a parse here)."""
+    or seconds of a few days, so most repeat (a cache hit costs ~1/40 of a parse here).
+    `check` (e.g. the event-time bounds) runs once per text; a time it refuses is not kept."""
 
-    def __init__(self, zone: tzinfo, limit: int = 500_000) -> None:
+    def __init__(self, zone: tzinfo, limit: int = 500_000,
+                 check: Callable[[datetime, str], object] | None = None) -> None:
         self.zone = zone
         self.limit = limit
+        self.check = check
         self._parsed: dict[str, datetime] = {}
 
     def parse(self, text: str, field: str) -> datetime:
         at = self._parsed.get(text)
         if at is None:
             at = parse_local_time(text, self.zone, field)
+            if self.check is not None:
+                self.check(at, field)
             if len(self._parsed) >= self.limit:
                 self._parsed.clear()
             self._parsed[text] = at

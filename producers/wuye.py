@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from producers.base import FUTURE_TOLERANCE, FeedAdapter, Reject, RowResult, json_lines
+from producers.base import FeedAdapter, Reject, RowResult, check_event_time, json_lines
+from producers.privacy import identifier, redact_record, safe_category
+from producers.textfile import Line
 from schemas.catalog import load_catalog
 from schemas.codes import COMMUNITY_LEN, parse_area_code
 from schemas.enums import EventType, Satisfaction, Source, Urgency
@@ -49,7 +51,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise InvalidRecord(f"unknown fields {unknown}: personal data and free text are not accepted")
-    order = _str(body, "order_id")
+    order = identifier("order_id", _str(body, "order_id") or "")
     kind_text = _str(body, "event")
     kind = EVENT_NAMES.get(kind_text or "")
     if kind is None:
@@ -62,8 +64,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         raise InvalidRecord(f"time {time_text!r} is not ISO 8601 (2026-10-03T09:15:00+08:00)") from exc
     if occurred_at.tzinfo is None:
         raise InvalidRecord(f"time {time_text!r} has no UTC offset: add one, e.g. +08:00")
-    if now is not None and occurred_at > now + FUTURE_TOLERANCE:
-        raise InvalidRecord(f"time {occurred_at.isoformat()} is in the future")
+    check_event_time(occurred_at, "time", now)
     community = _str(body, "community_code")
     if community is None or len(community) != COMMUNITY_LEN:
         raise InvalidRecord(f"community_code {community!r} is not 12 digits")
@@ -85,6 +86,7 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         extension = None
     native_id = _str(body, "event_id", required=False) or f"{kind.value}@{occurred_at.isoformat()}"
     category = _str(body, "category", required=False) or ""
+    company = _str(body, "company_code", required=False)
     return Event.build(
         event_id=make_event_id(FORMAT, str(order), native_id),
         case_id=make_case_id(Source.PROPERTY, FORMAT, str(order)),
@@ -95,32 +97,34 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         district=area.district,
         street=area.street,
         community=area.community,
-        category=load_catalog().code_for(Source.PROPERTY, None, category),
+        category=safe_category(load_catalog().code_for(Source.PROPERTY, None, category)),
         urgency=Urgency.URGENT if urgent else Urgency.NORMAL,
-        unit=_str(body, "company_code", required=False),
+        unit=identifier("company_code", company) if company else None,
         satisfaction=satisfaction,
         extension_days=extension,
     )
-
-
-def parse_body(raw: bytes, now: datetime | None = None) -> Event:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"body is not JSON: {exc}") from exc
-    return body_to_event(body, now)
 
 
 class WuyeAdapter(FeedAdapter):
     format = FORMAT
     source = Source.PROPERTY
 
-    def parse_rows(self, data: bytes, file: str, now: datetime | None = None) -> Iterator[RowResult]:
-        def line(raw: bytes, number: int) -> Event | Reject:
+    def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
+                   ) -> Iterator[RowResult]:
+        def line(line: Line) -> Event | Reject:
             try:
-                return parse_body(raw, now)
+                body = orjson.loads(line.data)
+            except orjson.JSONDecodeError as exc:
+                return Reject(FORMAT, Source.PROPERTY, file, line.number,
+                              f"body is not JSON: {exc}", redact_record(line.data), size=line.size)
+            try:
+                return body_to_event(body, now)
             except InvalidRecord as exc:
-                return Reject(FORMAT, Source.PROPERTY, file, number, exc.reason,
-                              raw.decode("utf-8", "replace"))
+                # only the fields a body may have: one refused for carrying personal data
+                # does not keep it
+                kept = (redact_record(body, keep=FIELDS) if isinstance(body, dict)
+                        else redact_record(line.data))
+                return Reject(FORMAT, Source.PROPERTY, file, line.number, exc.reason, kept,
+                              size=line.size)
 
-        return json_lines(data, line)
+        return json_lines(stream, line, FORMAT, Source.PROPERTY, file)

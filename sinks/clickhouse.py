@@ -7,13 +7,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from schemas.errors import CivicflowError, SinkUnavailable
+from schemas.errors import CivicflowError, ConfigError, SinkUnavailable
 from schemas.topics import ALERTS_TOPIC, EVENT_TOPICS, INVALID_TOPIC, SNAPSHOTS_TOPIC
 
 TABLE_FOR_TOPIC: dict[str, str] = {
@@ -45,12 +46,29 @@ class SinkDataError(CivicflowError):
 
 
 def connect(dsn: str) -> Client:
+    if dsn.startswith("chdb://"):
+        check_chdb_path(Path(dsn.removeprefix("chdb://").split("?", 1)[0]))
     try:
         return clickhouse_connect.get_client(dsn=dsn)
     except OperationalError as exc:
         raise SinkUnavailable(f"ClickHouse at {redact(dsn)} is unreachable: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - chDB raises plain errors for a bad path
-        raise SinkUnavailable(f"cannot open ClickHouse {redact(dsn)}: {exc}") from exc
+        # chDB puts its C++ stack in the message: the first line says what went wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SinkUnavailable(f"cannot open ClickHouse {redact(dsn)}: {first}") from exc
+
+
+def check_chdb_path(path: Path) -> None:
+    """chDB needs a directory it can write; it reports anything else with a C++ stack trace."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot use {path} as the chDB data directory ({exc.strerror}): choose "
+                          "a writable one with --clickhouse chdb:///path or CIVICFLOW_CLICKHOUSE, "
+                          "or --var-dir") from exc
 
 
 def redact(dsn: str) -> str:

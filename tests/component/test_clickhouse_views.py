@@ -189,3 +189,19 @@ def test_rate_columns_answer_the_same_for_rows_written_before_them(client):
     assert partitions_to_merge(client, "ct_rates_new", "cases") == []
     assert client.query("SELECT count() FROM ct_rates_new.cases").result_rows[0][0] == 6
     assert client.query(RATE_SUMS.format(db="ct_rates_new", view="unit_rates_daily")).result_rows == before
+
+
+def test_a_truncated_dead_letter_keeps_its_flag_and_size(client):
+    from producers.base import Reject
+    from schemas.enums import Source
+
+    sink = fresh(client, "cv_rejects")
+    big = Reject("jn-grid", Source.GRID, "g.jsonl", 2, "size: line of 52428800 bytes", "x" * 9000,
+                 True, 52_428_800)
+    small = Reject("jn-grid", Source.GRID, "g.jsonl", 3, "json: bad", "{")
+    old_style = orjson.dumps({"format": "sink", "source": "events", "file": "events", "line": 0,
+                              "reason": "refused", "raw": "{}"})
+    sink.insert_json("rejects", [big.to_json(), small.to_json(), old_style])
+    rows = client.query("SELECT line, truncated, size, length(raw) FROM cv_rejects.rejects "
+                        "ORDER BY line, reason").result_rows
+    assert rows == [(0, False, 0, 2), (2, True, 52_428_800, 4096), (3, False, 1, 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections import defaultdict
 from datetime import date
@@ -20,7 +21,7 @@ MAX_VALUES = {"source": 3, "type": 10, "district": 6, "urgency": 3, "milestone":
 
 def test_labels_are_bounded_after_a_simulated_month(policy, calendar):
     lines = simulate_grid(seed=9, start=date(2026, 9, 1), days=30, cases_per_day=12, districts=5)
-    events = sorted((e for e in GridAdapter().parse(b"\n".join(lines), "sim")
+    events = sorted((e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim")
                      if not isinstance(e, Reject)), key=lambda e: e.occurred_at)
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
@@ -64,7 +65,7 @@ def test_metric_names_pass_promtool_lint(policy, calendar):
     IngestMetrics(registry).records.labels("jn-grid", "produced").inc()
     processor = CaseProcessor(policy, calendar, {}, mode=Mode.REPLAY, observer=metrics)
     lines = simulate_grid(seed=2, start=date(2026, 10, 12), days=3, cases_per_day=5, districts=1)
-    events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if not isinstance(e, Reject)]
+    events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
     processor.process([Record("events.grid", 0, b"k", e.to_json())
                        for e in sorted(events, key=lambda e: e.occurred_at)])
     promtool = shutil.which("promtool")

@@ -52,3 +52,42 @@ def test_bad_policy_file_names_the_key(tmp_path):
     proc = civicflow("replay", "--format", "jn-grid", str(FIXTURE), "--policy", str(policy),
                      "--var-dir", str(tmp_path))
     assert_one_line_error(proc, "alerts.red")
+
+
+@pytest.mark.parametrize("command", [["report"], ["simulate", "--days", "1"], ["serve-ingest"]])
+def test_malformed_property_secrets_is_one_line_on_every_command(tmp_path, command):
+    proc = civicflow(*command, env={"CIVICFLOW_PROPERTY_SECRETS": "{C001: secret}",
+                                    "CIVICFLOW_VAR_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert_one_line_error(proc, "CIVICFLOW_PROPERTY_SECRETS is not valid JSON",
+                          """set it like CIVICFLOW_PROPERTY_SECRETS='{"C001": "secret"}'""")
+    wrong_shape = civicflow(*command, env={"CIVICFLOW_PROPERTY_SECRETS": '["secret"]',
+                                           "CIVICFLOW_VAR_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert_one_line_error(wrong_shape, "(CIVICFLOW_PROPERTY_SECRETS): Input should be a valid dictionary")
+
+
+def test_unreachable_bootstrap_is_one_line_for_replay_and_serve_ingest(tmp_path):
+    replay = civicflow("replay", "--format", "jn-grid", str(FIXTURE), "--var-dir", str(tmp_path),
+                       "--bootstrap", "127.0.0.1:1")
+    assert_one_line_error(replay, "cannot reach Kafka at 127.0.0.1:1", "check --bootstrap")
+    serve = civicflow("serve-ingest", "--bootstrap", "127.0.0.1:1",
+                      env={"CIVICFLOW_PROPERTY_SECRETS": '{"C001": "s"}'})
+    assert_one_line_error(serve, "cannot reach Kafka at 127.0.0.1:1", "check --bootstrap")
+
+
+def test_an_unusable_chdb_path_is_one_line_not_a_cpp_stack(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {"CIVICFLOW_CLICKHOUSE": f"chdb://{blocker / 'clickhouse'}"}
+    for args in (["report"], ["replay", "--format", "jn-grid", str(FIXTURE), "--var-dir", str(tmp_path)]):
+        proc = civicflow(*args, env=env)
+        assert_one_line_error(proc, f"cannot use {blocker / 'clickhouse'} as the chDB data directory",
+                              "CIVICFLOW_CLICKHOUSE")
+        assert "DB::Exception" not in proc.stderr and "@ 0x" not in proc.stderr
+
+
+def test_brackets_in_a_message_print_as_they_are(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text("[limits]\n")
+    proc = civicflow("replay", "--format", "jn-grid", str(FIXTURE), "--policy", str(policy),
+                     "--var-dir", str(tmp_path))
+    assert_one_line_error(proc, "policy key [alerts] is missing")

@@ -33,7 +33,7 @@ def csv_bytes(rows: list[dict[str, str]], encoding: str = "utf-8") -> bytes:
 
 
 def events_of(data: bytes) -> list[Event]:
-    return [e for e in Hotline12345Adapter(b"k").parse(data, "h.csv") if isinstance(e, Event)]
+    return [e for e in Hotline12345Adapter(b"k").parse(io.BytesIO(data), "h.csv") if isinstance(e, Event)]
 
 
 def test_a_snapshot_row_becomes_one_event_per_filled_time():
@@ -78,7 +78,7 @@ def test_reopen_count_is_kept_without_an_event():
 
 def test_personal_data_never_leaves_the_adapter():
     bad = {**ROW, "来电时间": "2026/13/3 9:07"}
-    items = list(Hotline12345Adapter(b"k").parse(csv_bytes([ROW, bad]), "h.csv"))
+    items = list(Hotline12345Adapter(b"k").parse(io.BytesIO(csv_bytes([ROW, bad])), "h.csv"))
     blob = "".join(i.to_json().decode() for i in items)
     for secret in ("13800138000", "王伟", "13900139000", "370102199001011234"):
         assert secret not in blob
@@ -91,9 +91,9 @@ def test_rejects_name_the_problem():
              ({**ROW, "紧急程度": "很急"}, "紧急程度"), ({**ROW, "满意度": "还行"}, "满意度"),
              ({**ROW, "街道编码": "37"}, "area code"), ({**ROW, "重办次数": "x"}, "重办次数")]
     for row, needle in cases:
-        (item,) = list(Hotline12345Adapter(b"k").parse(csv_bytes([row]), "h.csv"))
+        (item,) = list(Hotline12345Adapter(b"k").parse(io.BytesIO(csv_bytes([row])), "h.csv"))
         assert isinstance(item, Reject) and needle in item.reason
-    (header,) = list(Hotline12345Adapter(b"k").parse(b"a,b\n1,2\n", "h.csv"))
+    (header,) = list(Hotline12345Adapter(b"k").parse(io.BytesIO(b"a,b\n1,2\n"), "h.csv"))
     assert isinstance(header, Reject) and "header" in header.reason
 
 
@@ -101,7 +101,7 @@ def test_simulated_export_round_trips():
     rows = simulate_hotline(days=3, cases_per_day=20, districts=2)
     tally = ImportTally()
     seen: set[str] = set()
-    for _, items in Hotline12345Adapter(b"k").parse_rows(hotline_csv(rows, "gbk"), "h.csv"):
+    for _, items in Hotline12345Adapter(b"k").parse_rows(io.BytesIO(hotline_csv(rows, "gbk")), "h.csv"):
         tally.add(items, seen)
     assert tally.read == len(rows) and tally.balanced
     assert tally.duplicates == 1 and tally.rejected == 1  # the simulator's two faults
@@ -110,14 +110,14 @@ def test_simulated_export_round_trips():
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_never_raise(data):
-    rows = list(Hotline12345Adapter(b"k").parse_rows(csv_bytes([]) + data, "fuzz"))
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(csv_bytes([]) + data), "fuzz"))
     assert all(items for _, items in rows)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(COLUMNS), st.text(max_size=25)))
 def test_mutated_rows_are_events_or_one_reject(mutation):
-    rows = list(Hotline12345Adapter(b"k").parse_rows(csv_bytes([{**ROW, **mutation}]), "fuzz"))
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(csv_bytes([{**ROW, **mutation}])), "fuzz"))
     assert len(rows) == 1
     items = rows[0][1]
     assert all(isinstance(i, Event) for i in items) or (len(items) == 1 and isinstance(items[0], Reject))
@@ -127,7 +127,7 @@ def wire_form_matches_the_model(data: bytes) -> int:
     """Every event the fast path encodes is byte for byte the model's serialization of itself,
     and its routing fields are the model's. Returns how many events were checked."""
     checked = 0
-    for _, items in Hotline12345Adapter(b"k").encode_rows(data, "wire"):
+    for _, items in Hotline12345Adapter(b"k").encode_rows(io.BytesIO(data), "wire"):
         for item in items:
             if isinstance(item, Reject):
                 continue
@@ -163,3 +163,40 @@ def test_wire_form_is_what_the_model_would_write(mutation, times, satisfaction, 
 def test_wire_form_of_a_simulated_export_is_what_the_model_would_write():
     rows = simulate_hotline(days=3, cases_per_day=40, districts=2)
     assert wire_form_matches_the_model(hotline_csv(rows, "gbk")) > 3 * len(rows)
+
+
+def twelve_rows() -> list[dict[str, str]]:
+    return [{**ROW, "工单编号": f"GD{n:03d}"} for n in range(1, 13)]
+
+
+def test_a_stray_byte_costs_its_row_only_in_a_gbk_export():
+    data = csv_bytes(twelve_rows(), "gbk")
+    lines = data.split(b"\n")
+    # line 8 is row 7: a byte that is neither GBK nor UTF-8 inside its 诉求内容
+    lines[7] = lines[7].replace("楼上".encode("gbk"), b"\x80\x80", 1)
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(b"\n".join(lines)), "h.csv"))
+    events = [(line, i) for line, items in rows for i in items if isinstance(i, Event)]
+    rejects = [i for _, items in rows for i in items if isinstance(i, Reject)]
+    assert len(rows) == 12 and len(rejects) == 1
+    assert {e.case_id for _, e in events} == {f"hotline:12345:GD{n:03d}" for n in range(1, 13)} - {
+        "hotline:12345:GD007"}
+    assert len(events) == 11 * 3
+    reject = rejects[0]
+    assert reject.line == 8
+    column = COLUMNS.index("诉求内容") + 1
+    assert reject.reason == (
+        f"encoding: line 8: bytes b'\\x80\\x80\\xd7\\xb0' at column {column} (诉求内容) are neither "
+        "UTF-8 nor GBK: re-export the file as UTF-8 or GBK")
+
+
+def test_a_stray_byte_costs_its_row_only_in_a_utf8_export_with_bom():
+    data = codecs.BOM_UTF8 + csv_bytes(twelve_rows())
+    lines = data.split(b"\n")
+    lines[3] = lines[3].replace(b"GD003", b"GD\xff03")
+    rows = list(Hotline12345Adapter(b"k").parse_rows(io.BytesIO(b"\n".join(lines)), "h.csv"))
+    rejected = [(line, items[0].reason) for line, items in rows if isinstance(items[0], Reject)]
+    assert len(rows) == 12
+    assert [line for line, _ in rejected] == [4]
+    assert "at column 1 (工单编号)" in rejected[0][1] and "bytes b'\\xff03,'" in rejected[0][1]
+    assert events_of(b"\n".join(lines[:3] + lines[4:])) == [
+        e for e in events_of(data) if e.case_id != "hotline:12345:GD003"]

@@ -32,7 +32,7 @@ def flow_bytes(rows: list[dict[str, str]], encoding: str = "utf-8") -> bytes:
 
 
 def parse(rows: list[dict[str, str]], encoding: str = "utf-8") -> list[Event | Reject]:
-    return list(HotlineFlowAdapter().parse(flow_bytes(rows, encoding), "flow.csv"))
+    return list(HotlineFlowAdapter().parse(io.BytesIO(flow_bytes(rows, encoding)), "flow.csv"))
 
 
 def one(**changes: str) -> Event | Reject:
@@ -70,7 +70,7 @@ def test_every_step_type_maps_as_the_design_says():
 
 def test_the_log_and_the_order_export_are_one_case():
     (step,) = parse([STEP])
-    order_events = [e for e in Hotline12345Adapter(b"k").parse(order_csv([ORDER_ROW]), "h.csv")
+    order_events = [e for e in Hotline12345Adapter(b"k").parse(io.BytesIO(order_csv([ORDER_ROW])), "h.csv")
                     if isinstance(e, Event)]
     assert {e.case_id for e in order_events} == {step.case_id}
     # the order row's 派单时间 is this step: same type and time, another event id
@@ -92,7 +92,7 @@ def test_gbk_utf8_and_bom_read_the_same():
     plain = parse(rows)
     assert all(isinstance(e, Event) for e in plain)
     assert parse(rows, "gbk") == plain
-    assert list(HotlineFlowAdapter().parse(codecs.BOM_UTF8 + flow_bytes(rows), "flow.csv")) == plain
+    assert list(HotlineFlowAdapter().parse(io.BytesIO(codecs.BOM_UTF8 + flow_bytes(rows)), "flow.csv")) == plain
 
 
 def test_reasons_are_masked_and_limited():
@@ -130,18 +130,20 @@ def test_rejects_name_the_problem_and_keep_no_phone_number():
         assert needle in item.reason, (changes, item.reason)
         assert (item.format, item.file, item.line) == ("12345-flow", "flow.csv", 2)
         assert "13900139000" not in item.raw and "联系＊＊＊" in item.raw
-    (header,) = list(HotlineFlowAdapter().parse("工单编号,时间\nGD1,13900139000\n".encode(), "f.csv"))
+    no_header = io.BytesIO("工单编号,时间\nGD1,13900139000\n".encode())
+    (header,) = list(HotlineFlowAdapter().parse(no_header, "f.csv"))
     assert isinstance(header, Reject) and "['操作时间', '操作类型'] missing" in header.reason
     data = flow_bytes([STEP]) + "GD002,2026/10/3 9:07,签收,U1,,,,,,说明,多出来的\n".encode()
-    first, extra = HotlineFlowAdapter().parse(data, "f.csv")
+    first, extra = HotlineFlowAdapter().parse(io.BytesIO(data), "f.csv")
     assert isinstance(first, Event) and isinstance(extra, Reject) and "more cells" in extra.reason
 
 
 def test_a_future_step_is_refused():
     now = cn(2026, 10, 3, 9, 0)
-    (item,) = list(HotlineFlowAdapter().parse(flow_bytes([STEP]), "flow.csv", now=now))
+    (item,) = list(HotlineFlowAdapter().parse(io.BytesIO(flow_bytes([STEP])), "flow.csv", now=now))
     assert isinstance(item, Reject) and "in the future" in item.reason
-    (item,) = list(HotlineFlowAdapter().parse(flow_bytes([STEP]), "flow.csv", now=cn(2026, 10, 3, 9, 25)))
+    (item,) = list(HotlineFlowAdapter().parse(io.BytesIO(flow_bytes([STEP])), "flow.csv",
+                                              now=cn(2026, 10, 3, 9, 25)))
     assert isinstance(item, Event)  # within the 10-minute tolerance
 
 
@@ -151,7 +153,7 @@ def test_registry_knows_the_format_and_duplicates_are_counted_once():
     rows = [STEP, {**STEP, "操作类型": "签收", "操作单位编码": "U01", "操作时间": "2026/10/3 10:00"},
             STEP, {**STEP, "操作类型": "飞走"}]
     tally, seen = ImportTally(), set[str]()
-    for _, items in adapter.parse_rows(flow_bytes(rows), "flow.csv"):
+    for _, items in adapter.parse_rows(io.BytesIO(flow_bytes(rows)), "flow.csv"):
         tally.add(items, seen)
     assert (tally.read, tally.produced, tally.rejected, tally.duplicates, tally.events) == (4, 2, 1, 1, 2)
 
@@ -159,14 +161,14 @@ def test_registry_knows_the_format_and_duplicates_are_counted_once():
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_never_raise(data):
-    rows = list(HotlineFlowAdapter().parse_rows(flow_bytes([]) + data, "fuzz"))
+    rows = list(HotlineFlowAdapter().parse_rows(io.BytesIO(flow_bytes([]) + data), "fuzz"))
     assert all(len(items) == 1 for _, items in rows)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(COLUMNS), st.text(max_size=25)))
 def test_mutated_rows_are_one_event_or_one_reject(mutation):
-    rows = list(HotlineFlowAdapter().parse_rows(flow_bytes([{**STEP, **mutation}]), "fuzz"))
+    rows = list(HotlineFlowAdapter().parse_rows(io.BytesIO(flow_bytes([{**STEP, **mutation}])), "fuzz"))
     assert len(rows) == 1
     (item,) = rows[0][1]
     assert isinstance(item, Event | Reject)
@@ -190,7 +192,7 @@ def test_wire_form_is_what_the_model_would_write(step, at, slashes, verdict, day
     row = {**STEP, "操作类型": step, "操作时间": local_time_text(at, slashes), "满意度": verdict,
            "延期天数": str(days), "说明": said}
     for variant in (row, {**row, **mutation}):
-        for _, items in HotlineFlowAdapter().encode_rows(flow_bytes([variant]), "wire"):
+        for _, items in HotlineFlowAdapter().encode_rows(io.BytesIO(flow_bytes([variant])), "wire"):
             for item in items:
                 if isinstance(item, Reject):
                     continue

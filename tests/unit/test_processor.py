@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import orjson
@@ -57,7 +58,7 @@ def run(policy, calendar, records, batch, store=None):
 def month_events():
     lines = simulate_grid(seed=3, start=cn(2026, 10, 5).date(), days=10, cases_per_day=15,
                           districts=2, faults=False)
-    events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if not isinstance(e, Reject)]
+    events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
     return sorted(events, key=lambda e: (e.occurred_at, e.event_id))
 
 

@@ -5,6 +5,7 @@ counted from the raw lines and rows, not through the code that made them."""
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections import Counter, defaultdict
 from datetime import date
@@ -111,18 +112,19 @@ def test_circulation_log_agrees_with_the_order_export():
     # the order row shows is the same (type, instant) in the log
     tally, seen = ImportTally(), set[str]()
     flow_events: set[tuple[str, str, object]] = set()
-    for _, items in HotlineFlowAdapter().parse_rows(hotline_csv(faulty.flow, "gbk"), "flow.csv"):
+    for _, items in HotlineFlowAdapter().parse_rows(io.BytesIO(hotline_csv(faulty.flow, "gbk")), "flow.csv"):
         for item in tally.add(items, seen):
             flow_events.add((item.case_id, item.type.value, item.occurred_at))
     assert (tally.rejected, tally.duplicates) == (2, 1) and tally.balanced
-    order_events = [e for e in Hotline12345Adapter(b"k").parse(hotline_csv(exports.orders, "gbk"), "o.csv")
+    orders = io.BytesIO(hotline_csv(exports.orders, "gbk"))
+    order_events = [e for e in Hotline12345Adapter(b"k").parse(orders, "o.csv")
                     if isinstance(e, Event) and e.type != "created"]
     assert len(order_events) > 2000
     missing = [e for e in order_events if (e.case_id, e.type.value, e.occurred_at) not in flow_events
                and not (e.type == "dispatched" and (e.case_id, "reassigned", e.occurred_at) in flow_events)
                and e.type != "cancelled"]
     assert missing == []
-    reasons = [e.reason for e in HotlineFlowAdapter().parse(hotline_csv(exports.flow, "gbk"), "f")
+    reasons = [e.reason for e in HotlineFlowAdapter().parse(io.BytesIO(hotline_csv(exports.flow, "gbk")), "f")
                if isinstance(e, Event) and e.reason]
     assert any("联系电话＊＊＊" in r for r in reasons)
     assert not any(re.search(r"\d{11}", r) for r in reasons)

@@ -22,7 +22,8 @@ feedback = "4wd"
 def test_looser_policy_side_by_side(tmp_path, calendar):
     path = tmp_path / "looser.toml"
     path.write_text(LOOSER)
-    events = [e for e in GridAdapter().parse(FIXTURE.read_bytes(), "f") if not isinstance(e, Reject)]
+    with open(FIXTURE, "rb") as stream:
+        events = [e for e in GridAdapter().parse(stream, "f") if not isinstance(e, Reject)]
     rows = compare_policies(events, [load_policy(), load_policy(path)], calendar,
                             cn(2026, 10, 21, 12, 0))
     # B (unit U03): respond red 10-20 00:00 by default; with 2 wd it is 10-21 00:00 — still late.
@@ -41,7 +42,8 @@ def test_replay_prints_the_side_by_side_table(tmp_path, capsys):
 
     path = tmp_path / "looser.toml"
     path.write_text(LOOSER)
-    events = [e for e in GridAdapter().parse(FIXTURE.read_bytes(), "f") if not isinstance(e, Reject)]
+    with open(FIXTURE, "rb") as stream:
+        events = [e for e in GridAdapter().parse(stream, "f") if not isinstance(e, Reject)]
     print_policy_comparison(Settings(policy=path), events, cn(2026, 10, 21, 12, 0))
     text = capsys.readouterr().out
     assert "overdue: default" in text and "overdue: looser" in text
