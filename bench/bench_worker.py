@@ -45,7 +45,8 @@ from producers.base import Reject
 from schemas.event import event_time_order
 from schemas.policy import load_policy
 from streams.calendar import WorkingDayCalendar
-from streams.processor import CaseProcessor, Mode, Record
+from streams.processor import CaseProcessor, Mode, Record, tune_gc
+tune_gc()  # as the worker does
 days, limit = int(sys.argv[1]), int(sys.argv[2])
 lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
 events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if not isinstance(e, Reject)]
@@ -72,7 +73,8 @@ from datetime import UTC, datetime, timedelta
 from schemas.event import Event
 from schemas.policy import load_policy
 from streams.calendar import WorkingDayCalendar
-from streams.processor import CaseProcessor, Mode, Record
+from streams.processor import CaseProcessor, Mode, Record, tune_gc
+tune_gc()
 count = int(sys.argv[1])
 start = datetime(2026, 10, 12, tzinfo=UTC)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

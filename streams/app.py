@@ -43,7 +43,7 @@ from schemas.topics import (
 )
 from streams.calendar import WorkingDayCalendar
 from streams.metrics import WorkerMetrics
-from streams.processor import CaseProcessor, Mode, Output, Record
+from streams.processor import CaseProcessor, Mode, Output, Record, tune_gc
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
@@ -273,6 +273,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
 
 
 def run_worker(settings: Settings, mode: Mode) -> None:
+    tune_gc()
     app = build_app(settings, mode)
     worker = faust.Worker(app, loglevel=os.environ.get("CIVICFLOW_WORKER_LOGLEVEL", "WARNING"), quiet=True)
     worker.execute_from_commandline()

@@ -652,12 +652,15 @@ class CaseState:
             milestone = run.milestone
             base = (run.cycle * 3 + MILESTONE_INDEX[milestone]) * 5
             until = run.counting_until
+            sent_here = bool(sent) and any(base <= code < base + levels for code in sent)
             for level in range(levels):
                 fires_at, due_at, provisional = run.point(level)
                 if fires_at > clock:
                     if until > fires_at and fires_at < upcoming:
                         upcoming = fires_at
                     break
+                if until <= fires_at and not sent_here:
+                    break  # met or stopped before this instant: no later level fires either
                 code = base + level
                 seen.add(code)
                 record = sent.get(code)
