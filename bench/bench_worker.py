@@ -37,7 +37,7 @@ FEED = {"seed": 5, "start": date(2026, 10, 12), "cases_per_day": 300, "districts
 PARTITIONS = 4
 
 PROCESSOR = r'''
-import json, resource, sys, time
+import io, json, resource, sys, time
 from datetime import date, timedelta
 from producers.grid import GridAdapter
 from producers.simulator import simulate_grid
@@ -49,7 +49,7 @@ from streams.processor import CaseProcessor, Mode, Record, tune_gc
 tune_gc()  # as the worker does
 days, limit = int(sys.argv[1]), int(sys.argv[2])
 lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
-events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if not isinstance(e, Reject)]
+events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
 events.sort(key=event_time_order)
 records = [Record("events.grid", hash(e.case_id) % 4, e.case_id.encode(), e.to_json())
            for e in events[:limit]]

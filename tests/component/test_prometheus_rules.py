@@ -34,7 +34,7 @@ def test_every_alert_has_a_passing_unit_test():
     tests = (DEPLOY / "prometheus" / "rules_test.yml").read_text()
     alerts = [line.split(":", 1)[1].strip() for line in rules.splitlines()
               if line.strip().startswith("- alert:")]
-    assert len(alerts) == 7
+    assert len(alerts) == 8
     for alert in alerts:
         fired = f"alertname: {alert}\n        exp_alerts:\n          - exp_labels"
         quiet = f"alertname: {alert}\n        exp_alerts: []"

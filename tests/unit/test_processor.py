@@ -176,3 +176,39 @@ def test_stored_case_state_round_trips_and_earlier_forms_still_decode(policy, ca
     assert with_alerts > 10
     sizes = sorted(len(v) for v in cases.values())
     assert sum(sizes) / len(sizes) <= 512, f"stored state per case {sum(sizes) / len(sizes):.0f} B"
+
+
+def test_when_the_official_schedule_arrives_open_cases_are_re_evaluated(policy, tmp_path):
+    """A 疑难 hotline case from 2026-11-20 runs into 2027, past chinese-calendar 1.11: its resolve
+    escalation3 (45 wd) falls at 24:00 Mon 2027-01-25 on the provisional calendar (worked out in
+    test_calendar.py). Then the 2027 schedule is installed and, in it, Mon 01-04 is a holiday too:
+    the 45th working day becomes Tue 01-26, later than the clock (01-26 12:00), so the worker,
+    restarted on the same state, retracts that alert and nothing else."""
+    from streams.calendar import WorkingDayCalendar
+
+    case = "hotline:12345:GDC001"
+    created = ev("c", "created", cn(2026, 11, 20, 9, 0), case=case, urgency="complex")
+    clock = orjson.dumps({"run": "t", "clock": cn(2027, 1, 26, 12, 0).isoformat(), "final": True})
+    store: dict[str, bytes] = {}
+    first = CaseProcessor(policy, WorkingDayCalendar(), store, mode=Mode.REPLAY)
+    out = first.process([Record("events.hotline", 0, case.encode(), created.to_json()),
+                         Record("events.hotline", 0, CONTROL_KEY, clock, control=True)])
+    fired = {a["alert_id"].split(":", 3)[3]: a for a in map(orjson.loads, (v for _, _, v in out.alerts))}
+    esc3 = fired["resolve:0:escalation3"]
+    assert esc3["fires_at"] == cn(2027, 1, 26).isoformat() and esc3["provisional"]
+    assert not fired["resolve:0:red"]["provisional"]  # 24:00 2026-12-11: official
+
+    schedule = tmp_path / "holidays.toml"
+    schedule.write_text('[2027]\nholidays = ["2027-01-01", "2027-01-04"]\nworkdays = []\n')
+    official = WorkingDayCalendar.from_override_file(schedule)
+    second = CaseProcessor(policy, official, store, mode=Mode.REPLAY)
+    count, out = second.rebuild({("events.hotline", 0)})
+    changes = [orjson.loads(v) for _, _, v in out.alerts]
+    assert count == 1
+    assert [(a["alert_id"].split(":", 3)[3], a["retracted"]) for a in changes] == [
+        ("resolve:0:escalation3", True)]
+    snapshot = orjson.loads(out.snapshots[-1][2])
+    assert snapshot["provisional"] is False
+    # restarting again on the same schedule changes nothing
+    third = CaseProcessor(policy, official, store, mode=Mode.REPLAY)
+    assert third.rebuild({("events.hotline", 0)})[1].alerts == []
