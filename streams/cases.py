@@ -699,8 +699,9 @@ class CaseState:
                                                record[1], False))
         if self.pauses:
             last = self.pauses[-1]
-            if last[1] is None and clock < last[2] < upcoming:
-                upcoming = last[2]  # the suspension ends by itself then: the snapshot changes
+            end = last[2] if last[1] is None else last[1]
+            if clock < end < upcoming:
+                upcoming = end  # the suspension ends then (a resume, or by itself): the snapshot changes
         return changes, (None if upcoming >= NEVER else upcoming), escalation
 
     def snapshot(self, clock: datetime) -> CaseSnapshot:
