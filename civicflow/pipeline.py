@@ -195,12 +195,16 @@ class PipelineWatch:
     def start(self, events: int, markers: int) -> None:
         """Before producing: what the worker had acknowledged and had waiting already (a broker
         given with --bootstrap may hold earlier data) is the baseline."""
-        ends = self._ends(self.event_partitions)
-        done = self._committed(self._worker_group, self.event_partitions)
+        try:
+            ends = self._ends(self.event_partitions)
+            done = self._committed(self._worker_group, self.event_partitions)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"the broker does not answer for the topics' offsets: {exc}") from exc
         self._done_before = sum(done.values())
         self._backlog = sum(ends.values()) - self._done_before
         self.tracker = ReplayProgress(self._backlog + events + markers, self.stall_timeout)
-        self._last_line = time.monotonic()
+        self._last_line = now = time.monotonic()
+        self.tracker.add(Reading(now, 0, 0, self._backlog, 0, {}))
 
     def check_alive(self) -> None:
         if self.runner.error is not None:
@@ -219,24 +223,27 @@ class PipelineWatch:
             return
         self._last_reading = now
         try:
-            reading = self._reading(now, produced)
-        except KafkaException:
-            return  # the broker is busy: the stall clock runs on from the last reading
-        self.tracker.add(reading)
+            self.tracker.add(self._reading(now, produced))
+            unread = ""
+        except KafkaException as exc:  # nothing read moves nothing: the stall clock runs on
+            unread = f"; the broker did not answer for the offsets: {exc}"
         if now - self._last_line >= PROGRESS_SECONDS:
             self._last_line = now
             self.progress(self.tracker.line())
-        stage = self.tracker.stalled_stage()
+        stage = self.tracker.stalled_stage(now)
+        reading = self.tracker.latest
+        if stage is None or reading is None:
+            return
+        still = f"{self.tracker.still_for(now):.0f}s"
         if stage == "worker":
             raise CivicflowError(
-                f"replay stalled: the worker has not moved for {self.tracker.still_for():.0f}s "
-                f"({reading.worker_waiting:,} records waiting for it): {last_lines(self.worker_log)} "
+                f"replay stalled: the worker has not moved for {still} ({reading.worker_waiting:,} "
+                f"records waiting for it{unread}): {last_lines(self.worker_log)} "
                 f"(full log: {self.worker_log}); if it is only slow, raise --stall-timeout")
-        if stage == "sink":
-            raise CivicflowError(
-                f"replay stalled: the sink has not landed anything for {self.tracker.still_for():.0f}s "
-                f"({reading.sink_waiting:,} records waiting for it): {last_lines(self.sink_log)} "
-                f"(full log: {self.sink_log}); if ClickHouse is only slow, raise --stall-timeout")
+        raise CivicflowError(
+            f"replay stalled: the sink has not landed anything for {still} ({reading.sink_waiting:,} "
+            f"records waiting for it{unread}): {last_lines(self.sink_log)} "
+            f"(full log: {self.sink_log}); if ClickHouse is only slow, raise --stall-timeout")
 
     def _reading(self, now: float, produced: int) -> Reading:
         event_ends = self._ends(self.event_partitions)

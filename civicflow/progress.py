@@ -58,17 +58,18 @@ class ReplayProgress:
             return None
         return max(0, self.total - self.latest.processed) / rate
 
-    def still_for(self) -> float:
-        """Seconds since anything last moved."""
+    def still_for(self, now: float | None = None) -> float:
+        """Seconds since anything last moved, as of `now` (default: the latest reading; a
+        reading that could not be taken moves nothing)."""
         if self.latest is None or self._last_move is None:
             return 0.0
-        return self.latest.at - self._last_move.at
+        return (self.latest.at if now is None else now) - self._last_move.at
 
-    def stalled_stage(self) -> str | None:
+    def stalled_stage(self, now: float | None = None) -> str | None:
         """'worker' or 'sink' once nothing has moved for the stall timeout: the worker while it
         has records it has not acknowledged (or when nothing waits anywhere: then the end-of-
         input markers are what it has not passed on), else the sink."""
-        if self.latest is None or self.still_for() < self.stall_timeout:
+        if self.latest is None or self.still_for(now) < self.stall_timeout:
             return None
         if self.latest.worker_waiting > 0 or self.latest.sink_waiting == 0:
             return "worker"

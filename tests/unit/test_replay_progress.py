@@ -73,3 +73,10 @@ def test_the_worker_group_read_is_the_workers_own():
     from streams.app import APP_ID
 
     assert WORKER_GROUP == APP_ID
+
+
+def test_readings_that_could_not_be_taken_do_not_stop_the_stall_clock():
+    progress = ReplayProgress(total=1_000, stall_timeout=60)
+    progress.add(reading(0, 100, worker_waiting=900))
+    assert progress.stalled_stage(now=59) is None
+    assert progress.stalled_stage(now=61) == "worker" and progress.still_for(now=61) == 61
