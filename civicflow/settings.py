@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     # a replay fails when nothing (produced, processed or landed) moved for this long
     stall_timeout_seconds: float = Field(default=300.0, gt=0)
     # events one sort run holds in memory before it spills to disk (replay and ingest):
-    # ~0.8 KB each, so the default is ~160 MB
-    sort_run_events: int = Field(default=200_000, ge=1)
+    # ~1.2 KB each, so the default is ~120 MB
+    sort_run_events: int = Field(default=100_000, ge=1)
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
 
