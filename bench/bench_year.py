@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def write_payloads(feed_args: list[str], out: Path) -> int:
         return feed.count
 
 
-def read_payloads(path: Path):  # type: ignore[no-untyped-def]
+def read_payloads(path: Path) -> Iterator[tuple[bytes, bytes]]:
     with open(path, "rb") as handle:
         while header := handle.read(8):
             key_size, value_size = struct.unpack(">II", header)
@@ -153,6 +154,13 @@ class Sampler:
         return found
 
 
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.M)
+    if match is None:
+        raise RuntimeError(f"the replay's output lacks {pattern!r}")
+    return match.group(1)
+
+
 def _status_kb(pid: int, field: str) -> int | None:
     try:
         match = re.search(rf"^{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)
@@ -212,8 +220,8 @@ def _run(target: int, work: Path) -> list[Result]:
     if code != 0:
         raise RuntimeError(f"the year replay failed (exit {code}): {text[-2000:]}")
     print(text[-3000:], file=sys.stderr)
-    replayed = int(re.search(r"replayed ([\d,]+) events", text).group(1).replace(",", ""))  # type: ignore[union-attr]
-    read_done = float(re.search(r"^\s*([\d.]+)s records read", text, re.M).group(1))  # type: ignore[union-attr]
+    replayed = int(_found(r"replayed ([\d,]+) events", text).replace(",", ""))
+    read_done = float(_found(r"^\s*([\d.]+)s records read", text))
     rate = replayed / seconds
     peaks = sampler.peak_mb
     cli = next(mb for role, mb in peaks.items() if role.startswith("replay CLI"))
