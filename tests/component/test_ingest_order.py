@@ -74,7 +74,9 @@ def test_several_feeds_go_out_together_in_event_time_each_id_once(tmp_path):
     expected: dict[str, datetime] = {}  # the first time each id was read, in file order
     changed = 0
     for format_name, path in files:
-        for _, items in adapter_for(format_name, b"k").encode_rows(path.read_bytes(), str(path)):
+        with open(path, "rb") as stream:
+            rows = list(adapter_for(format_name, b"k").encode_rows(stream, str(path)))
+        for _, items in rows:
             for item in items:
                 if isinstance(item, EncodedEvent):
                     if item.event_id in expected and expected[item.event_id] != item.occurred_at:
