@@ -62,6 +62,16 @@ def feed_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | 
             yield format_name, path, items
 
 
+def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
+                 ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
+    """`feed_rows` with the events in wire form (no model per event)."""
+    now = now or datetime.now(UTC)
+    for format_name, path in files:
+        adapter = adapter_for(format_name, caller_key)
+        for _, items in rows_from_file(adapter, path, now):
+            yield format_name, path, items
+
+
 def open_input(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")  # noqa: SIM115 - the caller closes it
