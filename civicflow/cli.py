@@ -40,6 +40,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", type=Path, help="SLA policy TOML (default: the packaged one)")
 
 
+def _feeds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", dest="feeds", action="append", nargs="+", required=True, metavar=("F", "FILE"),
+        help="a feed format (jn-grid, 12345, 12345-flow, wuye, nyc311) and its files; repeat it for several "
+             "feeds in one run: --format 12345 orders.csv --format 12345-flow flow.csv")
+    # files after other options belong to the last --format
+    parser.add_argument("files", nargs="*", type=Path, help=argparse.SUPPRESS)
+
+
+def _stall_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stall-timeout", type=float, metavar="SECONDS",
+                        help="fail when nothing moved (produced, processed, landed) for this long "
+                             "(default 300)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,22 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 28))
     demo.add_argument("--no-dispatch-steps", dest="dispatch_steps", action="store_false",
                       help="no returns, re-dispatches or suspensions, no 12345 circulation log")
+    _stall_timeout(demo)
 
     rep = sub.add_parser("replay", help="replay feed files through the whole pipeline")
     _common(rep)
-    rep.add_argument("--format", required=True, dest="format_name",
-                     help="jn-grid, 12345, 12345-flow, wuye or nyc311")
+    _feeds(rep)
     rep.add_argument("--as-of", type=_as_of)
+    _stall_timeout(rep)
     rep.add_argument("--notify", action="store_true",
                      help="also send the replay's alerts to Alertmanager (--alertmanager URL)")
     rep.add_argument("--alertmanager", help="Alertmanager URL for --notify, e.g. http://127.0.0.1:9093")
-    rep.add_argument("files", nargs="+", type=Path)
 
     ing = sub.add_parser("ingest", help="feed files -> adapters -> Kafka, with the accounting")
     _common(ing)
-    ing.add_argument("--format", required=True, dest="format_name",
-                     help="jn-grid, 12345, 12345-flow, wuye or nyc311")
-    ing.add_argument("files", nargs="+", type=Path)
+    _feeds(ing)
 
     serve = sub.add_parser("serve-ingest", help="the property-service webhook server")
     _common(serve)
@@ -126,7 +139,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for key, attr in (("bootstrap", "bootstrap"), ("clickhouse", "clickhouse"),
                           ("var_dir", "var_dir"), ("partitions", "partitions"),
                           ("policy", "policy"), ("webhook_host", "host"),
-                          ("webhook_port", "port"), ("alertmanager_url", "alertmanager"))
+                          ("webhook_port", "port"), ("alertmanager_url", "alertmanager"),
+                          ("stall_timeout_seconds", "stall_timeout"))
         if getattr(args, attr, None) is not None
     }
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,10 +16,14 @@ from rich.markup import escape
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
 from schemas.errors import CivicflowError, ConfigError
-from schemas.event import Event
+from schemas.event import EncodedEvent, Event
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+    from schemas.policy import SlaPolicy
+    from streams.calendar import WorkingDayCalendar
+    from streams.whatif import WhatIfRow
 
 # piped output (CI logs, files) gets room for the report's tables instead of 80 columns
 out = Console(width=None if sys.stdout.isatty() else 140)
@@ -70,6 +75,26 @@ def write_simulated_city(out_dir: Path, args: argparse.Namespace, dispatch: bool
     return feeds
 
 
+def feed_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The (format, file) pairs of `--format F FILE... [--format G FILE...]`: each format
+    applies to the files after it. Unknown formats and missing files fail here, one line."""
+    from producers.registry import adapter_for
+
+    groups = [list(group) for group in args.feeds]
+    groups[-1].extend(str(file) for file in args.files)
+    files: list[tuple[str, Path]] = []
+    for format_name, *paths in groups:
+        adapter_for(format_name)
+        if not paths:
+            raise ConfigError(f"--format {format_name} names no file: give its files after it, e.g. "
+                              f"--format {format_name} FILE")
+        for name in paths:
+            if not Path(name).is_file():
+                raise ConfigError(f"input file {name} does not exist")
+            files.append((format_name, Path(name)))
+    return files
+
+
 def cmd_simulate(_settings: Settings, args: argparse.Namespace) -> int:
     write_simulated_city(args.out, args, dispatch=args.dispatch_steps)
     return 0
@@ -85,10 +110,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.bootstrap:
         raise ConfigError("ingest needs a broker: pass --bootstrap host:9092 or set "
                           "CIVICFLOW_BOOTSTRAP (the embedded broker keeps nothing after exit)")
-    files = [(args.format_name, Path(f)) for f in args.files]
-    for _, file in files:
-        if not file.is_file():
-            raise ConfigError(f"input file {file} does not exist")
+    files = feed_files(args)
     create_topics(settings.bootstrap, settings.partitions, timeout=10)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.completed:,} rows  {task.fields[rate]:,.0f} rows/s  "
@@ -109,6 +131,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             _, failed = ingest_files(files, settings.bootstrap,
                                      settings.caller_hash_key.get_secret_value().encode(),
                                      on_progress, settings.delivery_timeout_seconds,
+                                     sort_run_size=settings.sort_run_events,
                                      spill_dir=settings.var_dir, tally=tally)
         finished = True
     finally:
@@ -145,8 +168,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     ensure_var_dir(settings.var_dir)
     feeds = write_simulated_city(settings.var_dir / "sim", args, dispatch=args.dispatch_steps)
     result, sink = replay(settings, feeds, None, _progress)
-    _progress(f"replayed {len(result.events)} events in {result.seconds:.1f}s "
-              f"({len(result.events) / result.seconds:,.0f} events/s end to end)")
+    _progress(f"replayed {result.event_count:,} events in {result.seconds:.1f}s "
+              f"({result.event_count / result.seconds:,.0f} events/s end to end)")
     print_report(sink.client, settings.database, out)
     page = settings.var_dir / "report.html"
     write_report_page(sink.client, settings.database, page)
@@ -157,32 +180,66 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from civicflow.pipeline import replay
     from civicflow.report import print_report
+    from producers.event_sort import CaseGrouper
 
-    for file in args.files:
-        if not Path(file).is_file():
-            raise ConfigError(f"input file {file} does not exist")
+    files = feed_files(args)
     notify = alertmanager_url(settings, "replay --notify") if args.notify else None
-    result, sink = replay(settings, [(args.format_name, f) for f in args.files], args.as_of, _progress,
-                          alertmanager=notify)
-    _progress(f"replayed {len(result.events)} events as of {result.as_of.isoformat()} in "
-              f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
-    print_report(sink.client, settings.database, out)
-    if settings.policy is not None:
-        print_policy_comparison(settings, result.events, result.as_of)
+    ensure_var_dir(settings.var_dir)
+    with CaseGrouper(settings.sort_run_events, settings.var_dir) as by_case:
+        # the what-if needs every event again, by case: kept in runs on disk as they are produced
+        on_event = by_case.add if settings.policy is not None else None
+        result, sink = replay(settings, files, args.as_of, _progress, on_event=on_event,
+                              alertmanager=notify)
+        _progress(f"replayed {result.event_count:,} events as of {result.as_of.isoformat()} in "
+                  f"{result.seconds:.1f}s; every event, snapshot and alert has landed")
+        print_report(sink.client, settings.database, out)
+        if settings.policy is not None:
+            print_policy_comparison(settings, by_case.cases(), result.as_of)
     return 0
 
 
-def print_policy_comparison(settings: Settings, events: list[Event], as_of: datetime) -> None:
+# cases whose events are decoded and reduced at once by the what-if: bounds its memory
+WHATIF_CHUNK_EVENTS = 20_000
+
+
+def policy_comparison(cases: Iterable[list[EncodedEvent]], policies: Sequence[SlaPolicy],
+                      calendar: WorkingDayCalendar, as_of: datetime,
+                      chunk_events: int = WHATIF_CHUNK_EVENTS) -> list[WhatIfRow]:
+    """`compare_policies` over chunks of whole cases (each case counts in one chunk only, so the
+    per district and unit sums are exact), a chunk of about `chunk_events` events at a time."""
+    from streams.whatif import WhatIfRow, compare_policies
+
+    totals: dict[tuple[str, str], tuple[int, list[int]]] = {}
+
+    def add(chunk: list[Event]) -> None:
+        for row in compare_policies(chunk, policies, calendar, as_of):
+            cases_so_far, overdue = totals.setdefault((row.district, row.unit), (0, [0] * len(policies)))
+            totals[(row.district, row.unit)] = (cases_so_far + row.cases,
+                                                [a + b for a, b in zip(overdue, row.overdue, strict=True)])
+
+    chunk: list[Event] = []
+    for case in cases:
+        chunk.extend(event.decode() for event in case)
+        if len(chunk) >= chunk_events:
+            add(chunk)
+            chunk = []
+    if chunk:
+        add(chunk)
+    return [WhatIfRow(district, unit, count, tuple(overdue))
+            for (district, unit), (count, overdue) in sorted(totals.items())]
+
+
+def print_policy_comparison(settings: Settings, cases: Iterable[list[EncodedEvent]],
+                            as_of: datetime) -> None:
     """What if: overdue cases under the default policy and under --policy, side by side."""
     from rich.table import Table
 
     from schemas.policy import load_policy
     from streams.calendar import WorkingDayCalendar
-    from streams.whatif import compare_policies
 
     policies = [load_policy(None), load_policy(settings.policy)]
-    rows = compare_policies(events, policies,
-                            WorkingDayCalendar.from_override_file(settings.holiday_file), as_of)
+    rows = policy_comparison(cases, policies,
+                             WorkingDayCalendar.from_override_file(settings.holiday_file), as_of)
     table = Table(title=f"what if: overdue cases (red or worse by {as_of.isoformat()})")
     for name in ("district", "unit", "cases", f"overdue: {policies[0].name}",
                  f"overdue: {policies[1].name}", "change"):

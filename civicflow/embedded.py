@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -143,6 +144,7 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     if proc.poll() is not None:
         return
     proc.terminate()
+    proc.send_signal(signal.SIGCONT)  # a stopped process takes its SIGTERM only once resumed
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     broker_start_timeout: float = 20.0
+    # a replay fails when nothing (produced, processed or landed) moved for this long
+    stall_timeout_seconds: float = Field(default=300.0, gt=0)
+    # events one sort run holds in memory before it spills to disk (replay and ingest):
+    # ~1.2 KB each, so the default is ~120 MB
+    sort_run_events: int = Field(default=100_000, ge=1)
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
 

@@ -42,6 +42,9 @@ def producer_config(bootstrap: str, delivery_timeout: float = 30.0) -> dict[str,
         "linger.ms": 20,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 500000,
+        # what waits for the broker is bounded in bytes too (the default is 1 GB): a replay
+        # producing faster than the broker takes it must not grow with its input
+        "queue.buffering.max.kbytes": 32 * 1024,
         "log_level": 4,  # librdkafka info lines (idle disconnects) are noise for a person
     }
 

@@ -67,7 +67,7 @@ def test_order_export_and_circulation_log_replay_into_the_dispatch_views(chdb_va
     (tmp_path / "flow.csv").write_bytes(gbk_csv(FLOW_COLUMNS, log))
     settings = Settings(var_dir=chdb_var, partitions=2, database="it_dispatch")
     result, sink = replay(settings, [("12345", tmp_path / "orders.csv"), ("12345-flow", tmp_path / "flow.csv")],
-                          None, lambda _m: None, timeout=300)
+                          None, lambda _m: None)
     client, db = sink.client, "it_dispatch"
     # 3 order rows (9 events) + 11 log rows, one of them refused
     assert (result.tally.read, result.tally.rejected, result.tally.events) == (14, 1, 19)

@@ -23,7 +23,7 @@ EXPORT = SHARED / "data" / "nyc311" / "311_service_requests_2022-05-01_sample.cs
 
 def test_nyc311_export_lands_924_cases_480_resolved(chdb_var):
     settings = Settings(var_dir=chdb_var, partitions=2, database="it_nyc")
-    result, sink = replay(settings, [("nyc311", EXPORT)], None, lambda _m: None, timeout=240)
+    result, sink = replay(settings, [("nyc311", EXPORT)], None, lambda _m: None)
     assert (result.tally.read, result.tally.rejected) == (924, 0)
     cases, resolved, with_due = sink.client.query(
         "SELECT count(), countIf(resolved_at IS NOT NULL), countIf(resolve_due IS NOT NULL) "

@@ -200,7 +200,7 @@ def test_replay_with_notify_leaves_alertmanager_with_the_active_alerts(tmp_path,
         settings = Settings(var_dir=chdb_var, partitions=2, database="it_replay_notify")
         fixture = Path(__file__).parent.parent / "fixtures" / "grid_small.jsonl"
         _, sink = replay(settings, [("jn-grid", fixture)], cn(2026, 10, 21, 12, 0), lambda _: None,
-                         timeout=180, alertmanager=alertmanager.url)
+                         alertmanager=alertmanager.url)
         active = {f"{case}:{milestone}:{cycle}:{level}" for case, milestone, cycle, level in sink.client.query(
             "SELECT case_id, milestone, cycle, level FROM it_replay_notify.active_alerts").result_rows}
         in_am = {f"{a['labels']['case_id']}:{a['labels']['milestone']}:{a['labels']['cycle']}:"

@@ -28,7 +28,7 @@ def utc(moment: datetime) -> datetime:
 def landed(chdb_var):
     settings = Settings(var_dir=chdb_var, partitions=2, database="it_grid_small")
     messages: list[str] = []
-    result, sink = replay(settings, [("jn-grid", FIXTURE)], AS_OF, messages.append, timeout=180)
+    result, sink = replay(settings, [("jn-grid", FIXTURE)], AS_OF, messages.append)
     return result, sink.client, settings.database
 
 
