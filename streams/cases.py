@@ -690,7 +690,7 @@ class CaseState:
                                                record[0], record[1], False, end[0], end[1]))
                 elif end[0] < upcoming:
                     upcoming = end[0]
-        if len(seen) < len(sent):
+        if sent and not seen.issuperset(sent):
             for code, record in sent.items():
                 if code not in seen and not record[2] & RETRACTED:
                     record[2] |= RETRACTED
