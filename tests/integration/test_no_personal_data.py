@@ -193,7 +193,7 @@ def test_no_planted_value_reaches_any_topic_table_log_or_output(chdb_var, tmp_pa
         with embedded_broker(tmp_path / "broker", 2) as bootstrap:
             statuses, replies = asyncio.run(post_all(bootstrap, webhook_bodies))
             settings = settings.model_copy(update={"bootstrap": bootstrap})
-            result, sink = replay(settings, files, None, progress.append, timeout=400)
+            result, sink = replay(settings, files, None, progress.append)
             kafka = read_every_topic(bootstrap)
     finally:
         root.removeHandler(logs)
