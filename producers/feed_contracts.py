@@ -29,7 +29,7 @@ LOCAL_TIME_HELP = ("local time, `2026-10-03 09:07:00` or `2026/10/3 9:07` (secon
 # ISO 8601 extended format with an offset, as Python's datetime.fromisoformat reads it
 OFFSET_TIME = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
                r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$")
-AREA_CODE = "[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15}"
+AREA_CODE = "([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})"
 EXTENSION_DAYS_TEXT = r"^\+?0*([1-9]|[1-9][0-9]|[12][0-9]{2}|3[0-5][0-9]|36[0-5])$"
 # 12345-flow (DESIGN §5.5): 操作类型 -> event type
 FLOW_STEPS: dict[str, EventType] = {
