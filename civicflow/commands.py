@@ -487,8 +487,11 @@ def cmd_notify(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
     var_dir = args.var_dir or settings.var_dir
-    with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout) as bootstrap:
-        out.print(f"embedded broker (memory only) at {bootstrap}; Ctrl-C stops it")
+    with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout,
+                         validate_events=settings.broker_validate_events) as bootstrap:
+        refusing = ("; it refuses non-canonical records on events.*"
+                    if settings.broker_validate_events else "")
+        out.print(f"embedded broker (memory only) at {bootstrap}{refusing}; Ctrl-C stops it")
         while True:
             time.sleep(3600)
 
