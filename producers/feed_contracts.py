@@ -301,7 +301,7 @@ def feeds_data_package() -> dict[str, Any]:
 
 def webhook_openapi(version: str) -> dict[str, Any]:
     """OpenAPI 3.1 of `civicflow serve-ingest` (served at GET /openapi.json)."""
-    from producers.webhook import MAX_BODY, PATH
+    from producers.webhook import MAX_BODY, OPENAPI_PATH, PATH
 
     body = {key: value for key, value in wuye_body_schema().items() if key != "$schema"}
     error = {"$ref": "#/components/schemas/Error"}
@@ -356,7 +356,7 @@ def webhook_openapi(version: str) -> dict[str, Any]:
                                                     "schema": {"type": "integer", "minimum": 0}}}),
                 },
             }},
-            "/openapi.json": {"get": {
+            OPENAPI_PATH: {"get": {
                 "operationId": "getOpenApi", "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {
                     "application/json": {"schema": {"type": "object"}}}}}}},
