@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from civicflow.settings import Settings
 from producers.base import Reject
 from producers.feed_contracts import (
     JSON_SCHEMAS,
@@ -40,6 +41,7 @@ from schemas.topics import (
 )
 
 CONTRACTS_DIR = Path(topic_schemas.__file__).parent / "json"
+DEFAULT_PARTITIONS = Settings.model_fields["partitions"].default
 WORKER_REJECT_KEY = "worker"
 
 
@@ -87,7 +89,7 @@ def _kafka_channel(topic: str, description: str, messages: list[str], partitions
         "address": topic,
         "description": f"{description} {partitions}",
         "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
-        "bindings": {"kafka": {"topic": topic, "partitions": 4, "replicas": 1,
+        "bindings": {"kafka": {"topic": topic, "partitions": DEFAULT_PARTITIONS, "replicas": 1,
                                "topicConfiguration": {"cleanup.policy": policy},
                                "bindingVersion": "0.5.0"}},
     }
@@ -112,7 +114,8 @@ def topics_asyncapi(version: str) -> dict[str, Any]:
                    "description": "the bytes 0x00 'control'"}
     co_partitioned = (
         "Keyed by case_id: every record of a case is on one partition, in order. The three "
-        "events topics have the same partition count (CIVICFLOW_PARTITIONS, 4 by default) and "
+        f"events topics have the same partition count (CIVICFLOW_PARTITIONS, {DEFAULT_PARTITIONS} by "
+        "default) and "
         "a producer must place records with librdkafka's default partitioner "
         "(`consistent_random`: CRC32 of the key modulo the partition count), as civicflow's "
         "producers do; control records go to every partition explicitly.")
@@ -205,7 +208,8 @@ def topics_asyncapi(version: str) -> dict[str, Any]:
             "description": (
                 "The Kafka topics of civicflow (DESIGN §7): canonical events in, dead letters, "
                 "case snapshots and SLA alerts out. Values are JSON (UTF-8); the payload schemas "
-                "are the JSON Schema files beside this document."),
+                "are the JSON Schema files beside this document. The worker's own topics (the "
+                "changelog of its case state) are internal and not part of this contract."),
         },
         "defaultContentType": "application/json",
         "servers": {
