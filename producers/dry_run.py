@@ -172,6 +172,7 @@ class FeedCheck:
         self.reasons: dict[tuple[str, str], ReasonGroup] = {}
         self.first: datetime | None = None
         self.last: datetime | None = None
+        self._first_at, self._last_at = float("inf"), float("-inf")
         self.created = 0
         self.unknown_category = 0
         self.no_area = 0
@@ -186,26 +187,31 @@ class FeedCheck:
 
     def add(self, format_name: str, items: Sequence[Event | Reject]) -> None:
         self.read += 1
-        rejects = [item for item in items if isinstance(item, Reject)]
-        if rejects:
+        if items and isinstance(items[0], Reject):  # a record is its events or its rejects
             self.rejected += 1
-            for reject in rejects:
-                self._reject(format_name, reject)
+            for reject in items:
+                if isinstance(reject, Reject):
+                    self._reject(format_name, reject)
             return
-        events = [item for item in items if isinstance(item, Event)]
-        if not events:
+        if not items:
             self.empty += 1
             return
-        for event in events:
-            if self.first is None or event.occurred_at < self.first:
-                self.first = event.occurred_at
-            if self.last is None or event.occurred_at > self.last:
-                self.last = event.occurred_at
+        ids = []
+        for event in items:
+            if not isinstance(event, Event):
+                continue
+            ids.append(event.event_id)
+            # POSIX seconds: comparing aware datetimes of different zones costs 10x
+            at = event.occurred_at.timestamp()
+            if at < self._first_at:
+                self._first_at, self.first = at, event.occurred_at
+            if at > self._last_at:
+                self._last_at, self.last = at, event.occurred_at
             if event.type is EventType.CREATED:
                 self.created += 1
                 self.unknown_category += event.category.startswith("other:")
                 self.no_area += event.district is None
-        self.duplicates.add(self.read, [event.event_id for event in events])
+        self.duplicates.add(self.read, ids)
 
     def _reject(self, format_name: str, reject: Reject) -> None:
         key = (format_name, reject.reason_code)
