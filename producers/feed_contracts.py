@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers import grid, hotline12345, nyc311, wuye
+from producers import grid, hotline12345, hotline_flow, nyc311, wuye
 from schemas.contracts import JSON_SCHEMA_DIALECT
 from schemas.enums import EventType
 
@@ -31,15 +31,8 @@ OFFSET_TIME = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9
                r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$")
 AREA_CODE = "([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})"
 EXTENSION_DAYS_TEXT = r"^\+?0*([1-9]|[1-9][0-9]|[12][0-9]{2}|3[0-5][0-9]|36[0-5])$"
-# 12345-flow (DESIGN §5.5): 操作类型 -> event type
-FLOW_STEPS: dict[str, EventType] = {
-    "派单": EventType.DISPATCHED, "签收": EventType.RESPONDED, "退单": EventType.RETURNED,
-    "改派": EventType.REASSIGNED, "挂起": EventType.SUSPENDED, "解挂": EventType.RESUMED,
-    "延期": EventType.EXTENDED, "办结": EventType.RESOLVED, "回访": EventType.FEEDBACK,
-    "重办": EventType.REOPENED, "督办": EventType.SUPERVISED, "作废": EventType.CANCELLED,
-}
-FLOW_COLUMNS = ["工单编号", "操作时间", "操作类型", "操作单位编码", "操作单位", "目标单位编码",
-                "目标单位", "延期天数", "满意度", "说明"]
+# 1..365 with leading zeros allowed, as 12345-flow reads it (ASCII digits only)
+FLOW_EXTENSION_DAYS = "0*([1-9]|[1-9][0-9]|[12][0-9]{2}|3[0-5][0-9]|36[0-5])"
 
 # JSON values an adapter reads as text: a string, or a number it turns into one
 _REQUIRED_TEXT = {"anyOf": [{"type": "string", "pattern": r"\S"}, {"type": "number"}]}
@@ -199,28 +192,38 @@ def hotline_12345_table_schema() -> dict[str, Any]:
 
 
 def hotline_flow_table_schema() -> dict[str, Any]:
+    steps = hotline_flow.STEPS
     fields = [
         _string("工单编号", "work-order number: the same case as the order export", required=True),
         _local_time("操作时间", "time of the step", required=True),
         _string("操作类型", "the step: " + ", ".join(
-            f"{name} → {kind.value}" for name, kind in FLOW_STEPS.items()),
-            required=True, enum=list(FLOW_STEPS)),
-        _string("操作单位编码", "unit that took the step (签收, 退单: the unit)"),
+            f"{name} → {step.kind.value}" for name, step in steps.items()),
+            required=True, enum=list(steps)),
+        _string("操作单位编码", "unit that took the step (" + ", ".join(
+            name for name, step in steps.items() if step.unit_column == hotline_flow.OPERATOR)
+            + ": the case's unit)"),
         _string("操作单位", "name of that unit (not stored)"),
-        _string("目标单位编码", "unit the case goes to (派单, 改派: the new holder)"),
+        _string("目标单位编码", "unit the case goes to (" + ", ".join(
+            name for name, step in steps.items() if step.unit_column == hotline_flow.TARGET)
+            + ": the new holder, required)"),
         _string("目标单位", "name of that unit (not stored)"),
-        _string("延期天数", "on 延期: approved extension, whole working days 1..365",
-                pattern=EXTENSION_DAYS_TEXT[1:-1]),
-        _string("满意度", "on 回访: survey verdict", enum=list(hotline12345.SATISFACTIONS)),
-        _string("说明", "on 退单 and 挂起: the stated reason (phone and ID numbers are masked)"),
+        _string("延期天数", "on 延期: approved extension, whole working days 1..365 (required)",
+                pattern=FLOW_EXTENSION_DAYS),
+        _string("满意度", "on 回访: survey verdict", enum=list(hotline_flow.SATISFACTIONS)),
+        _string("说明", "on " + " and ".join(name for name, step in steps.items() if step.keeps_reason)
+                + ": the stated reason (phone and ID numbers are masked)"),
     ]
+    names = [field["name"] for field in fields]
+    if names != hotline_flow.COLUMNS:
+        raise KeyError(f"12345-flow columns and their contract differ: {names} != {hotline_flow.COLUMNS}")
     return {
         "title": "12345 circulation log (工单流转记录)",
         "description": (
             "One row per step of a work order (DESIGN §5.5). CSV with a header row, GBK or UTF-8 "
-            "(with or without BOM). It brings no created event: category, urgency and area come "
-            "from the order export of the same 工单编号. A step that arrives through both "
-            "exports counts once."),
+            "(with or without BOM). Columns are matched by name, in any order; only "
+            + ", ".join(hotline_flow.REQUIRED) + " must be there. It brings no created event: "
+            "category, urgency and area come from the order export of the same 工单编号. A step "
+            "that arrives through both exports counts once."),
         "fields": fields,
         "fieldsMatch": "partial",
         "missingValues": [""],

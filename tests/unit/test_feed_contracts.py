@@ -23,7 +23,13 @@ from jsonschema import Draft202012Validator
 
 from producers.base import Reject
 from producers.registry import FORMATS, adapter_for
-from producers.simulator import hotline_csv, simulate_grid, simulate_hotline, simulate_property
+from producers.simulator import (
+    hotline_csv,
+    simulate_grid,
+    simulate_hotline,
+    simulate_hotline_exports,
+    simulate_property,
+)
 from producers.textfile import decode_feed
 from tests.conftest import cn
 
@@ -132,9 +138,15 @@ def disagreements(format_name: str, data: bytes, tmp_path: Path) -> list[str]:
 def corpus() -> list[tuple[str, str, bytes]]:
     start = cn(2026, 9, 28).date()
     hotline_rows = simulate_hotline(seed=11, start=start, days=4, cases_per_day=40)
+    exports = simulate_hotline_exports(seed=12, start=start, days=4, cases_per_day=40)
     feeds = [
         ("jn-grid", "simulated grid, with faults",
          b"\n".join(simulate_grid(seed=11, start=start, days=4, cases_per_day=40))),
+        ("jn-grid", "simulated grid with returns, re-dispatches and suspensions",
+         b"\n".join(simulate_grid(seed=12, start=start, days=4, cases_per_day=40, dispatch=True))),
+        ("12345", "simulated 12345 export beside a circulation log", hotline_csv(exports.orders)),
+        ("12345-flow", "simulated circulation log, GBK, with faults", hotline_csv(exports.flow)),
+        ("12345-flow", "the same, UTF-8", hotline_csv(exports.flow, "utf-8")),
         ("jn-grid", "tests/fixtures/grid_small.jsonl", (FIXTURES / "grid_small.jsonl").read_bytes()),
         ("12345", "simulated 12345 export, GBK, with faults", hotline_csv(hotline_rows, "gbk")),
         ("12345", "the same, UTF-8", hotline_csv(hotline_rows, "utf-8")),
@@ -170,6 +182,7 @@ def test_the_corpus_has_rejects_of_every_feed_it_can(tmp_path):
     assert rejected["simulated 12345 export, GBK, with faults"] == 1  # the 2026-13-45 row
     assert rejected["simulated property feed, with faults"] >= 3  # no offset, a phone, cut off...
     assert rejected["tests/fixtures/grid_small.jsonl"] >= 1
+    assert rejected["simulated circulation log, GBK, with faults"] == 2  # 内部转办, 2026-10-32
 
 
 # ---- what a contract cannot say: the listed differences ---------------------------------------
@@ -243,6 +256,11 @@ DIFFERENCES = [
     Difference("12345-flow", "延期 without 延期天数",
                "one column required by another's value: a Table Schema cannot say it",
                csv_file(HFLOW, "GD1,2026-10-03 09:07:00,延期,U1,,"), True, False),
+    Difference("12345-flow", "派单 or 改派 without 目标单位编码", "the same: required by 操作类型",
+               csv_file(HFLOW, "GD1,2026-10-03 09:07:00,派单,C1,,"), True, False),
+    Difference("12345-flow", "a 满意度 outside the list on a step other than 回访",
+               "the adapter reads 满意度 on 回访 only; the contract checks the column on every row",
+               csv_file(HFLOW + ",满意度", "GD1,2026-10-03 09:07:00,签收,U1,,,很好"), False, True),
     Difference("nyc311", "Status Closed with an empty Closed Date",
                "one column required by another's value: a Table Schema cannot say it",
                csv_file(HNYC, "1,05/01/2022 12:00:03 AM,,NYPD,Noise,Closed,,BRONX"), True, False),
@@ -330,3 +348,20 @@ def test_hand_made_nyc311_rows_get_the_same_verdict(row, tmp_path):
 ])
 def test_hand_made_12345_rows_get_the_same_verdict(row, tmp_path):
     assert disagreements("12345", f"{H12345}\r\n{row}\r\n".encode(), tmp_path) == []
+
+
+@pytest.mark.parametrize("row", [
+    "GD1,2026-10-03 09:07:00,派单,C1,U1,",
+    "GD1,2026/10/3 9:07,签收,U1,,",
+    "GD1,2026-10-03 09:07:00,内部转办,U1,,",
+    "GD1,2026-10-03 09:07:00,延期,U1,,3",
+    "GD1,2026-10-03 09:07:00,延期,U1,,+3",
+    "GD1,2026-10-03 09:07:00,延期,U1,,366",
+    "GD1,2026-10-03 09:07:00,延期,U1,,003",
+    "GD1,2026-13-03 09:07:00,签收,U1,,",
+    ",2026-10-03 09:07:00,签收,U1,,",
+    "GD1,,签收,U1,,",
+])
+def test_hand_made_flow_rows_get_the_same_verdict(row, tmp_path):
+    assert disagreements("12345-flow", f"{HFLOW}\r\n{row}\r\n".encode(), tmp_path) == []
+
