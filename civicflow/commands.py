@@ -178,7 +178,7 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
 
         ensure_var_dir(settings.var_dir)  # duplicates are found by sorting on disk under it
         report = check_files(files, lambda name: adapter_for(name, caller_key), on_progress,
-                             spill_dir=settings.var_dir)
+                             now=datetime.now(UTC), spill_dir=settings.var_dir)
     print_validation(report, files)
     if report.rejected and report.reject_rate > args.max_reject_rate:
         out.print(f"FAILED: {report.rejected} of {report.read} records would be rejected "

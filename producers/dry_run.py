@@ -21,6 +21,7 @@ from types import TracebackType
 
 from producers.base import Adapter, Reject, RowResult
 from schemas.enums import EventType
+from schemas.errors import ConfigError
 from schemas.event import Event
 
 EXAMPLES_PER_REASON = 5
@@ -31,9 +32,15 @@ DEFAULT_RUN_SIZE = 1_000_000  # ~60 MB of keys in memory before a run goes to di
 _ID_BYTES, _RECORD_BYTES, _COUNT_BYTES = 12, 5, 2
 
 
-def file_rows(adapter: Adapter, path: Path) -> Iterator[RowResult]:
-    """One file through its adapter: the one place that knows how an adapter reads a file."""
-    return adapter.parse_rows(path.read_bytes(), str(path))
+def file_rows(adapter: Adapter, path: Path, now: datetime | None) -> Iterator[RowResult]:
+    """One file through its adapter, read as a stream (record by record, never whole): the one
+    place that knows how an adapter reads a file. `now` bounds event times as an import would."""
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed below, after the last record
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    with stream:
+        yield from adapter.parse_rows(stream, str(path), now)
 
 
 def _id_key(event_id: str) -> bytes:
@@ -237,15 +244,16 @@ OnProgress = Callable[[str, Path, int, int], None]
 
 
 def check_files(files: Iterable[tuple[str, Path]], adapter_of: Callable[[str], Adapter],
-                on_progress: OnProgress, spill_dir: Path | None = None,
+                on_progress: OnProgress, now: datetime | None = None, spill_dir: Path | None = None,
                 run_size: int = DEFAULT_RUN_SIZE, every: int = 2000) -> FeedReport:
-    """Every record of every (format, file) through its adapter; the report of them all."""
+    """Every record of every (format, file) through its adapter; the report of them all. With
+    `now` (the wall clock, as ingest passes it), events later than it are rejected too."""
     with FeedCheck(run_size, spill_dir) as check:
         for format_name, path in files:
             adapter = adapter_of(format_name)
             records = 0
             on_progress(format_name, path, 0, check.rejected)
-            for _, items in file_rows(adapter, path):
+            for _, items in file_rows(adapter, path, now):
                 check.add(format_name, items)
                 records += 1
                 if records % every == 0:

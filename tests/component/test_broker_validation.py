@@ -8,6 +8,7 @@ record of its batch. Topics without a file take anything.
 
 from __future__ import annotations
 
+import io
 import time
 import zlib
 from pathlib import Path
@@ -34,7 +35,7 @@ def broker(tmp_path_factory):
 
 
 def canonical(event_id: str) -> Event:
-    (event,) = GridAdapter().parse(orjson.dumps({**GOOD_LINE, "事件ID": event_id}), "t")
+    (event,) = GridAdapter().parse(io.BytesIO(orjson.dumps({**GOOD_LINE, "事件ID": event_id})), "t")
     assert isinstance(event, Event)
     return event
 

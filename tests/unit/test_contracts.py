@@ -10,6 +10,7 @@ tests/component/test_asyncapi_cli.py).
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_every_schema_is_valid_json_schema_2020_12():
 def grid_events() -> list[Event]:
     lines = simulate_grid(seed=5, start=cn(2026, 10, 5).date(), days=6, cases_per_day=12,
                           districts=2, faults=False)
-    events = [e for e in GridAdapter().parse(b"\n".join(lines), "sim") if isinstance(e, Event)]
+    events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if isinstance(e, Event)]
     return sorted(events, key=lambda e: (e.occurred_at, e.event_id))
 
 

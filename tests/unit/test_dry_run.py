@@ -3,6 +3,7 @@ count, and the bound on what it keeps in memory."""
 
 from __future__ import annotations
 
+import io
 import signal
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_memory_holds_counters_and_a_few_examples_not_the_input(tmp_path):
     lines += [{**GOOD, "事件ID": f"B{n}", "事件类型": f"bad{n}"} for n in range(500)]
     path = grid_file(tmp_path, lines)
     with FeedCheck(run_size=256, spill_dir=tmp_path) as check:
-        for _, items in adapter_for("jn-grid").parse_rows(path.read_bytes(), str(path)):
+        for _, items in adapter_for("jn-grid").parse_rows(io.BytesIO(path.read_bytes()), str(path)):
             check.add("jn-grid", items)
             assert len(check.duplicates._pairs._current) < 256  # noqa: SLF001 - the bound itself
         assert len(check.duplicates._pairs._runs) == 3000 // 256  # noqa: SLF001

@@ -16,7 +16,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from producers.webhook import MAX_BODY, PATH, DeliveryFailed, build_app, signature
+from producers.webhook import (
+    MAX_BODY,
+    MAX_CLOCK_SKEW_SECONDS,
+    PATH,
+    RETRY_AFTER_SECONDS,
+    DeliveryFailed,
+    build_app,
+    signature,
+)
 from schemas.event import Event
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "json" / "openapi.json")
@@ -60,8 +68,11 @@ async def broker_down(_event: Event) -> None:
     raise DeliveryFailed("no broker acknowledgement within 10s")
 
 
-def signed(body: bytes, secret: bytes = SECRET) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Signature": signature(secret, body)}
+def signed(body: bytes, secret: bytes = SECRET, at: float | None = None,
+           content_type: str = "application/json") -> dict[str, str]:
+    timestamp = str(int(NOW.timestamp() if at is None else at))
+    return {"Content-Type": content_type, "X-Timestamp": timestamp,
+            "X-Signature": signature(secret, timestamp, body)}
 
 
 def test_the_served_document_is_the_checked_in_one():
@@ -73,8 +84,17 @@ def test_the_served_document_is_the_checked_in_one():
 
 @pytest.mark.parametrize(("body", "headers", "status"), [
     (orjson.dumps(BODY), None, 202),
-    (orjson.dumps(BODY), {"Content-Type": "application/json", "X-Signature": "sha256=00"}, 401),
+    (orjson.dumps(BODY), {**signed(orjson.dumps(BODY)), "X-Signature": "sha256=00"}, 401),
     (orjson.dumps(BODY), signed(orjson.dumps(BODY), b"other firm"), 401),
+    (orjson.dumps(BODY), {k: v for k, v in signed(orjson.dumps(BODY)).items() if k != "X-Timestamp"},
+     401),
+    (orjson.dumps(BODY), signed(orjson.dumps(BODY), at=NOW.timestamp() - MAX_CLOCK_SKEW_SECONDS - 60),
+     401),
+    (orjson.dumps(BODY), signed(orjson.dumps(BODY), at=NOW.timestamp() + 120), 202),
+    (orjson.dumps(BODY), signed(orjson.dumps(BODY), content_type="text/plain"), 415),
+    (orjson.dumps(BODY), signed(orjson.dumps(BODY), content_type="application/json; charset=utf-8"),
+     202),
+    (orjson.dumps({**BODY, "time": "1999-10-03T09:15:00+08:00"}), None, 422),
     (b"{" + b" " * MAX_BODY + b"}", None, 413),
     (orjson.dumps({**BODY, "event": "flew"}), None, 422),
     (orjson.dumps({**BODY, "phone": "13800138000"}), None, 422),
@@ -89,7 +109,10 @@ def test_each_answer_is_documented_and_fits_its_schema(body, headers, status):
 
 def test_a_broker_that_does_not_acknowledge_gives_the_documented_503():
     body = orjson.dumps(BODY)
-    [(status, reply, _)] = exchange(broker_down, [("POST", PATH, body, signed(body))])
+    [(status, reply, headers)] = exchange(broker_down, [("POST", PATH, body, signed(body))])
     assert status == 503
     fits(status, reply)
+    documented = DOCUMENT["paths"][PATH]["post"]["responses"]["503"]["headers"]
+    assert set(documented) == {"Retry-After"}
+    assert headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
 
