@@ -27,7 +27,7 @@ from schemas.event import Event
 EXAMPLES_PER_REASON = 5
 MAX_REASONS = 100  # distinct (format, reason) groups kept apart; the rest are counted together
 OTHER_REASONS = "other reasons"
-DEFAULT_RUN_SIZE = 1_000_000  # ~60 MB of keys in memory before a run goes to disk
+DEFAULT_RUN_SIZE = 250_000  # ~15 MB of keys in memory before a run goes to disk
 
 _ID_BYTES, _RECORD_BYTES, _COUNT_BYTES = 12, 5, 2
 
