@@ -124,7 +124,8 @@ def topics_asyncapi(version: str) -> dict[str, Any]:
         f"events{source.value.title()}": _kafka_channel(
             EVENT_TOPICS[source],
             f"Canonical events of the {source.value} feeds (source = {source.value}), and the "
-            "control records of a replay. The embedded broker refuses anything else here.",
+            "control records of a replay. The embedded broker refuses anything else here when "
+            "CIVICFLOW_BROKER_VALIDATE_EVENTS is set.",
             ["CanonicalEvent", "ControlRecord"], co_partitioned)
         for source in Source
     }
