@@ -4,12 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# the AsyncAPI CLI (npm) validates schemas/json/asyncapi.json in the tests; 4.1.1 is the last
+# release that runs on Node 18/20 (Debian's and this machine's)
+ASYNCAPI_CLI_VERSION := 4.1.1
+TOOLS_DIR := .tools
+
 .PHONY: install tools demo test lint bench clean
 
 install: $(STAMP)
 
-# Debian tools the tests use: promtool/amtool (Prometheus rule tests, a real scrape) and
-# headless Chromium with a CJK font (the HTML report screenshot)
+# Debian tools the tests use: promtool/amtool (Prometheus rule tests, a real scrape), headless
+# Chromium with a CJK font (the HTML report screenshot), Node.js for the AsyncAPI CLI, which goes
+# into $(TOOLS_DIR) (git-ignored) at a pinned version
 tools:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
 			|| ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
@@ -18,6 +24,17 @@ tools:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 			prometheus prometheus-alertmanager chromium fonts-wqy-microhei fontconfig >/dev/null; \
+	fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "installing Debian's nodejs and npm"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+	@if ! $(TOOLS_DIR)/node_modules/.bin/asyncapi --version 2>/dev/null | grep -q "cli/$(ASYNCAPI_CLI_VERSION) "; then \
+		echo "installing @asyncapi/cli $(ASYNCAPI_CLI_VERSION) into $(TOOLS_DIR)"; \
+		npm install --prefix $(TOOLS_DIR) --save-exact --no-audit --no-fund --loglevel=error \
+			@asyncapi/cli@$(ASYNCAPI_CLI_VERSION) >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

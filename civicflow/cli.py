@@ -55,6 +55,16 @@ def _stall_timeout(parser: argparse.ArgumentParser) -> None:
                              "(default 300)")
 
 
+def _reject_rate(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 0.01 or 1%") from exc
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (0% and 100%)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="feed files -> adapters -> Kafka, with the accounting")
     _common(ing)
     _feeds(ing)
+
+    val = sub.add_parser(
+        "validate", help="dry run of feed files through their adapters: what would be rejected "
+                         "and why (no Kafka, no ClickHouse)")
+    _feeds(val)
+    val.add_argument("--max-reject-rate", type=_reject_rate, default=0.0,
+                     help="exit 0 when at most this share of records is rejected (0.01 or 1%%; "
+                          "default 0: any reject fails)")
+    val.add_argument("--var-dir", type=Path, help="where big inputs are sorted on disk")
+
+    con = sub.add_parser("contracts", help="the JSON Schema / Table Schema / OpenAPI / AsyncAPI "
+                                           "contracts in schemas/json")
+    con.add_argument("action", choices=["write", "check"],
+                     help="write: regenerate them from the models and adapters; check: exit 1 "
+                          "when a checked-in file is out of date")
+    con.add_argument("--dir", type=Path, help="default: the schemas/json folder of this install")
 
     serve = sub.add_parser("serve-ingest", help="the property-service webhook server")
     _common(serve)

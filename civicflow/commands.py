@@ -21,6 +21,7 @@ from schemas.event import EncodedEvent, Event
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from producers.dry_run import FeedReport
     from schemas.policy import SlaPolicy
     from streams.calendar import WorkingDayCalendar
     from streams.whatif import WhatIfRow
@@ -148,6 +149,90 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if failed:
         raise ConfigError(f"{failed} events were not delivered to Kafka: ingest the files again "
                           "(event ids are deterministic, so nothing doubles)")
+    return 0
+
+
+def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from producers.dry_run import check_files
+    from producers.registry import adapter_for
+
+    files = feed_files(args)
+    caller_key = settings.caller_hash_key.get_secret_value().encode()
+    columns = [TextColumn("[bold]{task.description}"),
+               TextColumn("{task.completed:,} records  {task.fields[rate]:,.0f} records/s  "
+                          "rejected {task.fields[rejects]:,}"), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("reading", total=None, rate=0.0, rejects=0)
+        started = time.monotonic()
+        done_before = 0
+
+        def on_progress(format_name: str, path: Path, records: int, rejects: int) -> None:
+            nonlocal done_before
+            total = done_before + records
+            bar.update(task, description=f"{format_name} {path.name}", completed=total,
+                       rate=total / max(time.monotonic() - started, 1e-6), rejects=rejects)
+            if records == 0 and total:
+                done_before = total
+
+        ensure_var_dir(settings.var_dir)  # duplicates are found by sorting on disk under it
+        report = check_files(files, lambda name: adapter_for(name, caller_key), on_progress,
+                             now=datetime.now(UTC), spill_dir=settings.var_dir)
+    print_validation(report, files)
+    if report.rejected and report.reject_rate > args.max_reject_rate:
+        out.print(f"FAILED: {report.rejected} of {report.read} records would be rejected "
+                  f"({report.reject_rate:.2%}, more than --max-reject-rate "
+                  f"{args.max_reject_rate:.2%}): fix them as the reasons above say and run "
+                  "validate again", highlight=False, markup=False, soft_wrap=True)
+        return 1
+    out.print("OK: every record would be accepted" if not report.rejected else
+              f"OK: {report.reject_rate:.2%} of the records would be rejected, within "
+              f"--max-reject-rate {args.max_reject_rate:.2%}", highlight=False, markup=False)
+    return 0
+
+
+def print_validation(report: FeedReport, files: list[tuple[str, Path]]) -> None:
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"validated {len(files)} file(s): " + ", ".join(f"{f} {p}" for f, p in files))
+    say(report.accounting_line())
+    if report.reasons:
+        say("rejected, by reason (first lines of each):")
+        for (format_name, code), group in sorted(report.reasons.items(), key=lambda kv: -kv[1].count):
+            where = ", ".join(f"{Path(file).name}:{line}" for file, line, _ in group.examples)
+            more = ", ..." if group.count > len(group.examples) else ""
+            say(f"  {format_name} {code}: {group.count} record(s), lines {where}{more}")
+            for reason in dict.fromkeys(reason for _, _, reason in group.examples):
+                say(f"      {reason}")
+    if report.first is not None and report.last is not None:
+        say(f"time span: {report.first.isoformat()} .. {report.last.isoformat()}")
+    if report.created:
+        say(f"new cases (created events): {report.created}; category not in the catalog "
+            f"(kept as other:): {report.unknown_category} ({report.unknown_category / report.created:.1%}); "
+            f"no area code (in no district's figures): {report.no_area} "
+            f"({report.no_area / report.created:.1%})")
+    else:
+        say("new cases: none in these files (a circulation log or a backfill of later steps "
+            "takes category and area from the case's created event)")
+
+
+def cmd_contracts(_settings: Settings, args: argparse.Namespace) -> int:
+    from civicflow.contracts import CONTRACTS_DIR, compare_contracts, write_contracts
+
+    directory = args.dir or CONTRACTS_DIR
+    if args.action == "write":
+        written = write_contracts(directory)
+        out.print(f"wrote {', '.join(written)} in {directory}" if written else
+                  f"{directory}: every contract is up to date", highlight=False, markup=False)
+        return 0
+    drift = compare_contracts(directory)
+    if drift:
+        out.print(f"contracts in {directory} are out of date ({drift.line()}): run "
+                  "`civicflow contracts write` and commit the result", highlight=False, markup=False)
+        return 1
+    out.print(f"{directory}: every contract is up to date", highlight=False, markup=False)
     return 0
 
 
@@ -402,8 +487,11 @@ def cmd_notify(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
     var_dir = args.var_dir or settings.var_dir
-    with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout) as bootstrap:
-        out.print(f"embedded broker (memory only) at {bootstrap}; Ctrl-C stops it")
+    with embedded_broker(var_dir, settings.partitions, settings.broker_start_timeout,
+                         validate_events=settings.broker_validate_events) as bootstrap:
+        refusing = ("; it refuses non-canonical records on events.*"
+                    if settings.broker_validate_events else "")
+        out.print(f"embedded broker (memory only) at {bootstrap}{refusing}; Ctrl-C stops it")
         while True:
             time.sleep(3600)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,8 +15,11 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas.contracts import event_topic_value_schema
 from schemas.errors import BrokerUnavailable, ConfigError
-from schemas.topics import ALL_TOPICS, COMPACTED_TOPICS
+from schemas.topics import ALL_TOPICS, COMPACTED_TOPICS, EVENT_TOPICS
+
+BROKER_SCHEMAS = "broker-schemas"  # under the var dir
 
 
 def free_port() -> int:
@@ -115,20 +119,39 @@ def wait_for_broker(bootstrap: str, timeout: float, proc: subprocess.Popen[bytes
     raise BrokerUnavailable(f"broker at {bootstrap} not ready after {timeout:.0f}s")
 
 
+def write_broker_schemas(directory: Path) -> Path:
+    """Tansu's schema registry: `TOPIC.json` per events topic, whose `properties.value` is the
+    JSON Schema every record value must meet (no `key` schema: keys are not JSON)."""
+    ensure_var_dir(directory)
+    document = json.dumps({"type": "object", "properties": {"value": event_topic_value_schema()}},
+                          ensure_ascii=False)
+    for topic in EVENT_TOPICS.values():
+        (directory / f"{topic}.json").write_text(document, encoding="utf-8")
+    return directory
+
+
 @contextlib.contextmanager
-def embedded_broker(var_dir: Path, partitions: int, timeout: float = 20.0) -> Iterator[str]:
-    """Start Tansu (memory storage) on a free loopback port; always stop it on exit."""
+def embedded_broker(var_dir: Path, partitions: int, timeout: float = 20.0,
+                    validate_events: bool = False) -> Iterator[str]:
+    """Start Tansu (memory storage) on a free loopback port; always stop it on exit.
+
+    With `validate_events`, Tansu refuses a record on `events.*` that is neither a canonical
+    event nor a control record (INVALID_RECORD, for its whole batch). Tansu then does more
+    work for every produce request, on every topic: see the README for the measured cost."""
     binary = tansu_binary()
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = ensure_var_dir(var_dir) / "broker.log"
+    command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+               "--storage-engine", "memory://tansu/"]
+    if validate_events:
+        write_broker_schemas(var_dir / BROKER_SCHEMAS)
+        # Tansu reads a file:// registry relative to its working directory
+        command += ["--schema-registry", f"file://./{BROKER_SCHEMAS}"]
     with open(log_path, "wb") as log_file:
         try:
-            proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
+            proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=var_dir)
         except OSError as exc:
             raise BrokerUnavailable(f"cannot start the embedded broker {binary}: {exc.strerror}") from exc
         bootstrap = f"127.0.0.1:{port}"

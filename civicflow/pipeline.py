@@ -90,8 +90,8 @@ def broker_for(settings: Settings) -> Iterator[str]:
         create_topics(settings.bootstrap, settings.partitions)
         yield settings.bootstrap
     else:
-        with embedded_broker(settings.var_dir, settings.partitions,
-                             settings.broker_start_timeout) as bootstrap:
+        with embedded_broker(settings.var_dir, settings.partitions, settings.broker_start_timeout,
+                             validate_events=settings.broker_validate_events) as bootstrap:
             yield bootstrap
 
 

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # events one sort run holds in memory before it spills to disk (replay and ingest):
     # ~1.2 KB each, so the default is ~120 MB
     sort_run_events: int = Field(default=100_000, ge=1)
+    # the embedded broker refuses records on events.* that are not canonical events (Tansu's
+    # schema registry, generated from schemas/contracts.py). Off by default: Tansu then produces
+    # ~10x slower on every topic, and a large replay's producer queue outlives its delivery timeout
+    broker_validate_events: bool = False
     # how long a produced event may wait for the broker before it counts as not delivered
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
 

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib import resources
 
 import orjson
 from aiohttp import web
@@ -140,7 +141,17 @@ def build_app(secrets: dict[str, bytes], send: Send,
     app = web.Application(client_max_size=MAX_BODY * 2)
     app.router.add_post(PATH, receive)
     app.router.add_get("/metrics", scrape)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     return app
+
+
+OPENAPI_PATH = "/openapi.json"
+
+
+async def openapi_document(_request: web.Request) -> web.Response:
+    """This webhook's OpenAPI 3.1 description: schemas/json/openapi.json, as checked in."""
+    document = resources.files("schemas").joinpath("json/openapi.json").read_bytes()
+    return web.Response(body=document, content_type="application/json", charset="utf-8")
 
 
 class DeliveryFailed(Exception):
