@@ -28,8 +28,11 @@ class Settings(BaseSettings):
     property_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(default=8088, ge=1, le=65535)
-    worker_batch: int = Field(default=10_000, ge=1)
-    worker_batch_seconds: float = Field(default=0.2, gt=0)
+    # records per worker batch and how long a batch waits to fill: state is written once per case
+    # per batch, so a replay takes big batches; live mode keeps them short for latency.
+    # Unset: 10,000 / 0.2 s live, 50,000 / 2 s replay
+    worker_batch: int | None = Field(default=None, ge=1)
+    worker_batch_seconds: float | None = Field(default=None, gt=0)
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)
     worker_session_timeout: float = Field(default=10.0, gt=0)
     # Faust standby replicas of the case table: a second worker keeps a warm copy, so failover

@@ -176,10 +176,13 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         broker_session_timeout=settings.worker_session_timeout,
         broker_heartbeat_interval=1.0,
         # big batches: state is written once per case per batch, so fewer batches, less work
-        stream_buffer_maxsize=65_536,
+        stream_buffer_maxsize=max(65_536, 2 * (settings.worker_batch or 50_000)),
         broker_max_poll_records=20_000,
         table_standby_replicas=settings.worker_standby_replicas,
     )
+    live = mode is Mode.LIVE
+    batch_size = settings.worker_batch or (10_000 if live else 50_000)
+    batch_seconds = settings.worker_batch_seconds or (0.2 if live else 2.0)
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     table = app.Table("cases", partitions=settings.partitions, key_type=bytes, value_type=bytes)
@@ -225,7 +228,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     async def process(stream: faust.StreamT) -> None:
         try:
             async for batch in stream.take_events(  # type: ignore[attr-defined]
-                    settings.worker_batch, within=settings.worker_batch_seconds):
+                    batch_size, within=batch_seconds):
                 # not waiting here for a rebalance to end: that stalled a restarted worker in CI
                 ensure_rebuilt()
                 records = []
