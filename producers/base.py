@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from producers.privacy import cut, cut_bytes, mask_text, redact_record
-from producers.textfile import MAX_RECORD_BYTES, Line, lines
+from producers.textfile import MAX_RECORD_BYTES, Line, csv_records, lines
 from schemas.enums import Source
 from schemas.errors import InvalidRecord
 from schemas.event import EncodedEvent, Event
@@ -159,6 +159,48 @@ def json_lines(stream: BinaryIO, parse_line: Callable[[Line], Event | Reject], f
                 "limit: one record per line", redact_record(line.data), True, line.size)]
         elif line.data.strip():
             yield line.number, [parse_line(line)]
+
+
+Item = TypeVar("Item", Event, EncodedEvent)
+
+
+def csv_feed(stream: BinaryIO, file: str, format_name: str, source: Source,
+             required: Sequence[str], expected: str, known: Sequence[str],
+             encoder_for: Callable[[list[str]], Callable[[list[str]], Sequence[Item]]],
+             check_extra_cells: bool = True) -> Iterator[tuple[int, Sequence[Item | Reject]]]:
+    """What the CSV adapters share: the header (its `required` columns, else one reject saying
+    what was `expected`), then per record its events from the encoder the header makes, or its
+    reject with the reason (undecodable bytes, more cells than the header, what the encoder
+    refuses), the raw record redacted by column."""
+    records = csv_records(stream)
+    first = next(records, None)
+    header = [h.strip() for h in first.cells or []] if first is not None else []
+    missing = [c for c in required if c not in header]
+    if missing:  # the first row may be a data row of a file without its header
+        yield 1, [Reject(format_name, source, file, 1,
+                         f"header: columns {missing} missing; expected {expected}",
+                         redact_record(first.text, columns=known) if first else "")]
+        return
+    encode = encoder_for(header)
+    for record in records:
+        line, cells = record.line, record.cells
+        if cells is None:
+            yield line, [Reject(format_name, source, file, line, record.problem,
+                                redact_record(record.text, columns=header),
+                                not record.complete, record.size)]
+            continue
+        if not cells:  # a blank line is no record
+            continue
+        if check_extra_cells and len(cells) > len(header):
+            yield line, [Reject(format_name, source, file, line,
+                                "csv: row has more cells than the header (an unquoted comma?)",
+                                redact_record(cells, columns=header), size=record.size)]
+            continue
+        try:
+            yield line, encode(cells)
+        except InvalidRecord as exc:
+            yield line, [Reject(format_name, source, file, line, exc.reason,
+                                redact_record(cells, columns=header), size=record.size)]
 
 
 AnyEvent = TypeVar("AnyEvent", Event, EncodedEvent)

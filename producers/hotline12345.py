@@ -16,9 +16,8 @@ from typing import BinaryIO
 
 import orjson
 
-from producers.base import EncodedRow, FeedAdapter, Reject, RowResult, check_event_time, decoded_rows
-from producers.privacy import caller_hash, identifier, redact_record, safe_category
-from producers.textfile import csv_records
+from producers.base import EncodedRow, FeedAdapter, RowResult, check_event_time, csv_feed, decoded_rows
+from producers.privacy import caller_hash, identifier, safe_category
 from producers.timeparse import LocalTimes
 from schemas.catalog import load_catalog
 from schemas.codes import AreaCodes, parse_area_code
@@ -155,33 +154,6 @@ class Hotline12345Adapter(FeedAdapter):
 
     def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        records = csv_records(stream)
-        first = next(records, None)
-        header = [h.strip() for h in first.cells or []] if first is not None else []
-        missing = [c for c in ("工单编号", "来电时间") if c not in header]
-        if missing:  # the first row may be a data row of a file without its header
-            yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
-                             f"header: columns {missing} missing; expected the 12345 export columns "
-                             f"{','.join(COLUMNS)}",
-                             redact_record(first.text, columns=COLUMNS) if first else "")]
-            return
-        encoder = RowEncoder(header, self.caller_key, now)
-        for record in records:
-            line, cells = record.line, record.cells
-            if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
-                                    redact_record(record.text, columns=header),
-                                    not record.complete, record.size)]
-                continue
-            if not cells:  # a blank line is no record
-                continue
-            if len(cells) > len(header):
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
-                                    "csv: row has more cells than the header (an unquoted comma?)",
-                                    redact_record(cells, columns=header), size=record.size)]
-                continue
-            try:
-                yield line, encoder.encode(cells)
-            except InvalidRecord as exc:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    redact_record(cells, columns=header), size=record.size)]
+        return csv_feed(stream, file, FORMAT, Source.HOTLINE, ("工单编号", "来电时间"),
+                        f"the 12345 export columns {','.join(COLUMNS)}", COLUMNS,
+                        lambda header: RowEncoder(header, self.caller_key, now).encode)

@@ -10,16 +10,15 @@ test holds them to the model's serialization.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 import orjson
 
-from producers.base import EncodedRow, FeedAdapter, Reject, RowResult, check_event_time, decoded_rows
-from producers.privacy import identifier, redact_record, stated_reason
-from producers.textfile import csv_records
+from producers.base import EncodedRow, FeedAdapter, RowResult, check_event_time, csv_feed, decoded_rows
+from producers.privacy import identifier, stated_reason
 from producers.timeparse import LocalTimes
 from schemas.enums import EventType, Satisfaction, Source
 from schemas.errors import InvalidRecord
@@ -139,33 +138,9 @@ class HotlineFlowAdapter(FeedAdapter):
 
     def encode_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                     ) -> Iterator[EncodedRow]:
-        records = csv_records(stream)
-        first = next(records, None)
-        header = [h.strip() for h in first.cells or []] if first is not None else []
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
-                             f"header: columns {missing} missing; expected the circulation-log "
-                             f"columns {','.join(COLUMNS)}",
-                             redact_record(first.text, columns=COLUMNS) if first else "")]
-            return
-        encoder = FlowRowEncoder(header, now)
-        for record in records:
-            line, cells = record.line, record.cells
-            if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
-                                    redact_record(record.text, columns=header),
-                                    not record.complete, record.size)]
-                continue
-            if not cells:  # a blank line is no record
-                continue
-            if len(cells) > len(header):
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line,
-                                    "csv: row has more cells than the header (an unquoted comma?)",
-                                    redact_record(cells, columns=header), size=record.size)]
-                continue
-            try:
-                yield line, [encoder.encode(cells)]
-            except InvalidRecord as exc:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    redact_record(cells, columns=header), size=record.size)]
+        def encoder_for(header: list[str]) -> Callable[[list[str]], list[EncodedEvent]]:
+            encoder = FlowRowEncoder(header, now)
+            return lambda cells: [encoder.encode(cells)]
+
+        return csv_feed(stream, file, FORMAT, Source.HOTLINE, REQUIRED,
+                        f"the circulation-log columns {','.join(COLUMNS)}", COLUMNS, encoder_for)

@@ -7,14 +7,13 @@ given, sets the resolve due.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from producers.base import FeedAdapter, Reject, RowResult, check_event_time
-from producers.privacy import identifier, redact_record, safe_text
-from producers.textfile import csv_records
+from producers.base import FeedAdapter, RowResult, check_event_time, csv_feed
+from producers.privacy import identifier, safe_text
 from schemas.enums import EventType, Source, Urgency
 from schemas.errors import InvalidRecord
 from schemas.event import Event, make_case_id, make_event_id
@@ -80,26 +79,9 @@ class Nyc311Adapter(FeedAdapter):
 
     def parse_rows(self, stream: BinaryIO, file: str, now: datetime | None = None
                    ) -> Iterator[RowResult]:
-        records = csv_records(stream)
-        first = next(records, None)
-        header = [h.strip() for h in first.cells or []] if first is not None else []
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            yield 1, [Reject(FORMAT, Source.HOTLINE, file, 1,
-                             f"header: columns {missing} missing; expected an NYC 311 export",
-                             redact_record(first.text, columns=REQUIRED) if first else "")]
-            return
-        for record in records:
-            line, cells = record.line, record.cells
-            if cells is None:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, record.problem,
-                                    redact_record(record.text, columns=header),
-                                    not record.complete, record.size)]
-                continue
-            if not cells:  # a blank line is no record
-                continue
-            try:
-                yield line, row_to_events(dict(zip(header, cells, strict=False)), now)
-            except InvalidRecord as exc:
-                yield line, [Reject(FORMAT, Source.HOTLINE, file, line, exc.reason,
-                                    redact_record(cells, columns=header), size=record.size)]
+        def encoder_for(header: list[str]) -> Callable[[list[str]], list[Event]]:
+            return lambda cells: row_to_events(dict(zip(header, cells, strict=False)), now)
+
+        # a short or long row is read by name: NYC exports add and drop trailing columns
+        return csv_feed(stream, file, FORMAT, Source.HOTLINE, REQUIRED, "an NYC 311 export",
+                        REQUIRED, encoder_for, check_extra_cells=False)
