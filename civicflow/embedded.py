@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -150,17 +151,36 @@ def embedded_broker(var_dir: Path, partitions: int, timeout: float = 20.0,
         command += ["--schema-registry", f"file://./{BROKER_SCHEMAS}"]
     with open(log_path, "wb") as log_file:
         try:
-            proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=var_dir)
+            proc = spawn(command, stdout=log_file, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, cwd=var_dir)
         except OSError as exc:
             raise BrokerUnavailable(f"cannot start the embedded broker {binary}: {exc.strerror}") from exc
-        bootstrap = f"127.0.0.1:{port}"
         try:
+            bootstrap = f"127.0.0.1:{port}"
             wait_for_broker(bootstrap, timeout, proc)
             create_topics(bootstrap, partitions)
             yield bootstrap
         finally:
             stop_process(proc)
+
+
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """Popen with SIGINT and SIGTERM held back until the child is known: Ctrl-C arriving after
+    the fork but before Popen returns would raise KeyboardInterrupt without a handle on the
+    child, and nothing would stop it (seen once in CI: a demo interrupted as its worker started
+    left the worker running)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        proc = subprocess.Popen(command, **options)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held Ctrl-C is raised here
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -19,7 +19,7 @@ from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from civicflow.embedded import create_topics, embedded_broker, ensure_var_dir, stop_process
+from civicflow.embedded import create_topics, embedded_broker, ensure_var_dir, spawn, stop_process
 from civicflow.progress import Reading, ReplayProgress
 from civicflow.settings import Settings
 from producers.base import ImportTally, Reject
@@ -101,10 +101,8 @@ def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[su
     env.update(settings.model_copy(update={"bootstrap": bootstrap}).as_env())
     log_path = settings.var_dir / "worker.log"
     with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "civicflow", "worker", "--mode", mode],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
+        proc = spawn([sys.executable, "-m", "civicflow", "worker", "--mode", mode],
+                     env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             yield proc
         finally:

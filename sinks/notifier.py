@@ -192,14 +192,22 @@ class Notifier:
             log.warning("notifier started: %d active alerts restored", restored)
             self._assign(consumer)
             self.started = True
-            last_resend = time.monotonic()
+            next_resend = time.monotonic() + self.resend_seconds
+            resend_delay = 0.5
             offsets: dict[tuple[str, int], int] = {}
             while not self.stop_event.is_set():
-                if self._resend_now or time.monotonic() - last_resend >= self.resend_seconds:
+                if self._resend_now or time.monotonic() >= next_resend:
+                    # One try, no waiting: while Alertmanager is down the loop goes on reading
+                    # alerts.sla, so what is re-sent once it is back is the newest active set,
+                    # never cards whose end arrived meanwhile (a restarted Alertmanager would
+                    # fire them again).
                     self._resend_now = False
-                    if not self._deliver(self.active.postings(), resend=True):
-                        break
-                    last_resend = time.monotonic()
+                    if self._resend_once():
+                        next_resend = time.monotonic() + self.resend_seconds
+                        resend_delay = 0.5
+                    else:
+                        next_resend = time.monotonic() + resend_delay
+                        resend_delay = min(resend_delay * 2, MAX_BACKOFF)
                 messages = consumer.consume(CONSUME_MAX, timeout=0.1)
                 postings: list[Posting] = []
                 changed: set[str] = set()
@@ -259,7 +267,7 @@ class Notifier:
             "format": "notify", "source": ALERTS_TOPIC, "file": f"{ALERTS_TOPIC}:{partition}",
             "line": offset, "reason": reason, "raw": raw[:4096].decode("utf-8", "replace")}))
 
-    def _deliver(self, postings: list[Posting], resend: bool = False) -> bool:
+    def _deliver(self, postings: list[Posting]) -> bool:
         """Post until Alertmanager accepted (backing off while it is down); False if stopped."""
         delay = 0.5
         for start in range(0, len(postings), POST_CHUNK):
@@ -270,17 +278,33 @@ class Notifier:
                     self._post(chunk, now)
                     break
                 except AlertmanagerUnavailable as exc:
-                    self.metrics.post_failures.inc()
-                    self.metrics.alertmanager_up.set(0)
-                    if self.failing_since is None:
-                        self.failing_since = time.time()  # clock: wall time for the health answer
-                    self.last_failure = str(exc)
-                    log.warning("%s; retrying in %.1fs", exc, delay)
+                    self._failed(exc, f"retrying in {delay:.1f}s")
                     if self.stop_event.wait(delay):
                         return False
                     delay = min(delay * 2, MAX_BACKOFF)
-            self._accepted(chunk, resend)
+            self._accepted(chunk, resend=False)
         return True
+
+    def _resend_once(self) -> bool:
+        """Re-send the active set once; False (failure counted) if Alertmanager is down."""
+        postings = self.active.postings()
+        for start in range(0, len(postings), POST_CHUNK):
+            chunk = postings[start:start + POST_CHUNK]
+            try:
+                self._post(chunk, self.clock())
+            except AlertmanagerUnavailable as exc:
+                self._failed(exc, "re-sending later")
+                return False
+            self._accepted(chunk, resend=True)
+        return True
+
+    def _failed(self, exc: AlertmanagerUnavailable, then: str) -> None:
+        self.metrics.post_failures.inc()
+        self.metrics.alertmanager_up.set(0)
+        if self.failing_since is None:
+            self.failing_since = time.time()  # clock: wall time for the health answer
+        self.last_failure = str(exc)
+        log.warning("%s; %s", exc, then)
 
     def _post(self, chunk: list[Posting], now: datetime) -> None:
         try:
