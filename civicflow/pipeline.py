@@ -95,7 +95,8 @@ def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[su
 @contextlib.contextmanager
 def sink_thread(settings: Settings, bootstrap: str, sink: ClickHouseSink) -> Iterator[SinkRunner]:
     runner = SinkRunner(bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds)
+                        batch_seconds=settings.sink_batch_seconds,
+                        retry_max_seconds=settings.sink_retry_max_seconds)
     thread = threading.Thread(target=runner.run, name="civicflow-sink", daemon=True)
     thread.start()
     try:
