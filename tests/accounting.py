@@ -33,7 +33,7 @@ from schemas.topics import ALERTS_TOPIC, is_control
 # tables the sink writes and a fault could double
 RAW_TABLES = ("events", "cases", "alerts", "alert_ends", "rejects")
 # filled by ClickHouse when a row arrives: differs between any two runs
-LANDING = {"events": ("ingested_at",), "rejects": ("received_at",),
+LANDING = {"events": ("ingested_at",), "rejects": ("received_at",), "alerts": ("landed_at",),
            "control_markers": ("landed_at",)}
 # stamped with the wall clock in live mode (alerts.version is derived from emitted_at)
 LIVE_CLOCK = {"alerts": ("emitted_at", "version"), "alert_ends": ("emitted_at",)}
