@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import pytest
@@ -127,14 +127,23 @@ def test_a_non_event_on_the_topic_becomes_a_dead_letter(policy, calendar):
 
 
 def test_live_mode_fires_on_the_wall_clock(policy, calendar):
+    # by hand: created Fri 16 Oct 17:00; grid respond = 1 working day, counted from 24:00 of the
+    # start day, so it runs over Mon 19 Oct (the weekend does not count): due Tue 00:00, yellow
+    # at 0.8 of those 24 working hours = Mon 19:12
+    yellow_at = cn(2026, 10, 19, 19, 12)
     now = [cn(2026, 10, 16, 17, 0)]
     processor = CaseProcessor(policy, calendar, {}, mode=Mode.LIVE, wall_clock=lambda: now[0])
     processor.process([Record("events.grid", 0, b"k", ev("c1", "created", now[0]).to_json())])
-    assert processor.tick(cn(2026, 10, 19, 19, 11, 59)).alerts == []
-    now[0] = cn(2026, 10, 19, 19, 12, 1)
+    assert processor.tick(yellow_at - timedelta(seconds=1)).alerts == []  # not before its instant
+    now[0] = yellow_at + timedelta(seconds=1, milliseconds=300)  # the first tick after it
     fired = [orjson.loads(v) for _, _, v in processor.tick().alerts]
-    assert [(a["level"], a["emitted_at"]) for a in fired] == [("yellow", now[0].isoformat())]
-    assert timedelta(0) < now[0] - cn(2026, 10, 19, 19, 12) <= timedelta(seconds=2)
+    assert [(a["level"], a["fires_at"], a["due_at"]) for a in fired] == [
+        ("yellow", yellow_at.isoformat(), cn(2026, 10, 20, 0, 0).isoformat())]
+    # stamped with the wall clock of the tick that fired it, within 2 s of its instant
+    emitted = datetime.fromisoformat(fired[0]["emitted_at"])
+    assert emitted == now[0]
+    assert timedelta(0) < emitted - datetime.fromisoformat(fired[0]["fires_at"]) <= timedelta(seconds=2)
+    assert processor.tick(now[0] + timedelta(seconds=1)).alerts == []  # once
 
 
 def test_stored_case_state_round_trips_and_earlier_forms_still_decode(policy, calendar, month_events):
