@@ -28,6 +28,7 @@ from tests.accounting import (
     raw_copies,
     read_alerts,
 )
+from tests.conftest import policy_text
 from tests.stack import start_worker, stop_workers, wait_for_progress, wait_until_assigned
 
 pytestmark = pytest.mark.integration
@@ -155,3 +156,111 @@ def test_a_worker_killed_at_a_random_point_changes_no_result(workers, month, cle
     assert run.ledger.distinct == clean_run.ledger.distinct
     # copies only of what the dead worker had sent after its last commit (see docs/RELIABILITY.md)
     assert run.ledger.copies <= clean_run.ledger.records / workers
+
+
+# respond 0.1 min = 6 s: yellow 4.8 s, red 6 s, escalations 9, 12 and 18 s after a case is created
+FAST_POLICY = policy_text("""
+[property.urgent]
+respond = "0.1m"
+resolve = "10m"
+feedback = "1wd"
+""")
+
+
+def test_a_worker_joining_a_live_group_while_alerts_fire_loses_and_doubles_none(chdb_var, tmp_path,
+                                                                                 calendar):
+    """Cases arrive for 20 s, their alerts due within seconds (a third answered after the red);
+    a second live worker joins the group in the middle, so partitions move while alerts fire.
+    Every alert the policy gives (worked out by the pure reduction) fires once and every answered
+    one ends once on alerts.sla; copies are counted; ClickHouse holds the same alerts."""
+    from datetime import UTC, datetime, timedelta
+
+    from schemas import Event, load_policy
+    from streams.cases import reduce_case
+
+    policy_file = tmp_path / "fast.toml"
+    policy_file.write_text(FAST_POLICY)
+    policy = load_policy(policy_file)
+    db = "it_faults_live_join"
+    settings = Settings(var_dir=tmp_path, partitions=PARTITIONS, database=db, clickhouse=dsn(chdb_var),
+                        policy=policy_file, clock_report_seconds=1.0)
+    sink = ClickHouseSink(connect(settings.clickhouse_dsn()), db)
+    sink.client.command(f"DROP DATABASE IF EXISTS {db}")
+    migrate(sink.client, db)
+    freeze_merges(sink.client, db)
+    events: list[Event] = []
+
+    def case_event(n: int, kind: str, at: datetime) -> Event:
+        return Event(event_id=f"live-{n}-{kind}", case_id=f"property:wuye:LIVE{n}", source="property",
+                     system="wuye", type=kind, occurred_at=at, urgency="urgent", district="370102")
+
+    with broker_for(settings) as bootstrap, sink_thread(settings, bootstrap, sink) as runner:
+        first = start_worker(settings, bootstrap, "live", 0, tmp_path)
+        procs = [first]
+        try:
+            wait_until_assigned([first])
+            producer = EventProducer(bootstrap)
+            answers: list[tuple[float, Event]] = []
+            joined_at = None
+            started = time.monotonic()
+            n = 0
+            while time.monotonic() - started < 20 or answers:
+                now = datetime.now(UTC)
+                for _ in range(2 if time.monotonic() - started < 20 else 0):
+                    created = case_event(n, "created", now)
+                    events.append(created)
+                    producer.send_event(created)
+                    if n % 3 == 0:  # answered 7 s in: after its red, before its first escalation
+                        answers.append((time.monotonic() + 7, case_event(n, "responded",
+                                                                       now + timedelta(seconds=7))))
+                    n += 1
+                while answers and answers[0][0] <= time.monotonic():
+                    answer = answers.pop(0)[1]
+                    events.append(answer)
+                    producer.send_event(answer)
+                producer.flush()
+                if joined_at is None and time.monotonic() - started > 8:
+                    procs.append(start_worker(settings, bootstrap, "live", 1, tmp_path))
+                    joined_at = time.time()
+                time.sleep(0.25)
+            del producer
+            last_instant = max(e.occurred_at for e in events) + timedelta(seconds=18)
+            states = [reduce_case([e for e in events if e.case_id == case], policy, calendar)
+                      for case in {e.case_id for e in events}]
+            expected_fire = {(p.alert_id, "fire") for s in states for p in s.fired(last_instant)}
+            answered = {e.case_id for e in events if e.type == "responded"}
+            expected_end = {(a, "end") for a, _ in expected_fire if a.split(":respond:")[0] in answered}
+            expected = expected_fire | expected_end
+
+            def seen() -> int:
+                return runner.stats.rows.get("alerts", 0) + runner.stats.rows.get("alert_ends", 0)
+            wait_for_progress(lambda: seen() >= len(expected) and datetime.now(UTC) > last_instant
+                              + timedelta(seconds=5), seen, stall_seconds=120, timeout=300,
+                              what="every alert and end", check=lambda: None)
+            wait_until_assigned(procs)
+            ledger = read_alerts(bootstrap, keep="property:wuye:LIVE")
+        finally:
+            stop_workers(procs)
+    both = [w for w in procs if w.rebuilt_at()]
+    moved = [at for w in both for at, _ in w.rebuilt_at() if joined_at and at > joined_at]
+    print(f"{len(events)} events, {len(expected_fire)} alerts fire, {len(expected_end)} end; "
+          f"{ledger.line()}; the join took {max(moved) - joined_at:.1f}s to settle")  # type: ignore[operator]
+    assert len(expected_fire) > 300 and len(expected_end) > 50
+    # an answer that reached a worker after its case's next instant (partitions were moving)
+    # finds that alert fired: it is retracted, so fired minus retracted is what the policy gives
+    retracted = {(a, "fire") for a, kind in ledger.counts if kind == "retract"}
+    fired = {key for key in ledger.counts if key[1] == "fire"}
+    ended = {key for key in ledger.counts if key[1] == "end"}
+    wrongly = sorted(expected_fire - (fired - retracted))
+    case = wrongly[0][0].split(":respond")[0] if wrongly else ""
+    assert fired - retracted == expected_fire, (
+        wrongly[:5], sorted(fired - retracted - expected_fire)[:5],
+        [a for a in ledger.kept if a["case_id"] == case],
+        [(e.type, e.occurred_at.isoformat()) for e in events if e.case_id == case])
+    assert not retracted & expected_fire  # only wrong firings were retracted
+    assert ended == expected_end
+    assert ledger.copies <= len(expected) // 10, ledger.duplicates
+    rows = sink.client.query(f"SELECT alert_id FROM {db}.alerts FINAL WHERE NOT retracted").result_rows
+    assert {(r[0], "fire") for r in rows} == expected_fire
+    rows = sink.client.query(f"SELECT alert_id FROM {db}.alert_ends FINAL").result_rows
+    assert {(r[0], "end") for r in rows} == expected_end

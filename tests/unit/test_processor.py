@@ -146,6 +146,25 @@ def test_live_mode_fires_on_the_wall_clock(policy, calendar):
     assert processor.tick(now[0] + timedelta(seconds=1)).alerts == []  # once
 
 
+def test_a_live_worker_taking_over_a_partition_keeps_the_alerts_its_predecessor_fired(policy, calendar):
+    """The yellow (Mon 19:12, worked out in the test above) fired by a tick of the first worker;
+    a second worker on the same state (a takeover or a restart) gets a record of the case before
+    its first tick: it must not retract the yellow (the partition's stored clock is that of the
+    last batch, before the tick), and must not fire it again."""
+    now = [cn(2026, 10, 16, 17, 0)]
+    store: dict[str, bytes] = {}
+    first = CaseProcessor(policy, calendar, store, mode=Mode.LIVE, wall_clock=lambda: now[0])
+    first.process([Record("events.grid", 0, b"k", ev("c1", "created", now[0]).to_json())])
+    now[0] = cn(2026, 10, 19, 19, 13)
+    assert [orjson.loads(v)["level"] for _, _, v in first.tick().alerts] == ["yellow"]
+    second = CaseProcessor(policy, calendar, store, mode=Mode.LIVE, wall_clock=lambda: now[0])
+    _, rebuilt = second.rebuild({("events.grid", 0)})
+    now[0] = cn(2026, 10, 19, 19, 14)
+    dispatched = ev("c2", "dispatched", cn(2026, 10, 19, 19, 13, 30), unit="U1")
+    out = second.process([Record("events.grid", 0, b"k", dispatched.to_json())])
+    assert rebuilt.alerts == [] and out.alerts == []
+
+
 def test_stored_case_state_round_trips_and_earlier_forms_still_decode(policy, calendar, month_events):
     from streams.processor import CaseEntry
 
