@@ -427,7 +427,8 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     runner = SinkRunner(settings.bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds, metrics=SinkMetrics(registry))
+                        batch_seconds=settings.sink_batch_seconds, metrics=SinkMetrics(registry),
+                        retry_max_seconds=settings.sink_retry_max_seconds)
     try:
         runner.run()
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@ from clickhouse_connect.driver.client import Client
 from civicflow.report import DistrictRates, _local, district_dispatch, district_rates, units_by_returns
 
 COLORS = {"响应率": "#2b6cb0", "按期办结率": "#2f855a", "满意率": "#c05621"}
+# the unit ranking's score bars: a colour of their own, so no chart reads as another
+RANKING_COLOR = "#6b46c1"
 FONT = "'Noto Sans CJK SC','WenQuanYi Micro Hei','Microsoft YaHei',sans-serif"
 
 
@@ -96,7 +98,7 @@ def ranking_chart(rows: list[RankingRow], width: int = 760) -> str:
                                                  f" ▼{-row.change}" if row.change < 0 else " =")
         parts.append(f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">'
                      f'{row.rank}. {_esc(row.unit)} ({_esc(row.source)})</text>'
-                     f'<rect class="bar" x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="#2b6cb0"/>'
+                     f'<rect class="bar" x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="{RANKING_COLOR}"/>'
                      f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12">{row.score * 100:.1f}{change}'
                      f' · 超期 {row.overdue}</text>')
     parts.append("</svg>")

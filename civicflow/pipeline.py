@@ -117,7 +117,8 @@ def sink_thread(settings: Settings, bootstrap: str, sink: ClickHouseSink) -> Ite
     sink_log = logging.getLogger("civicflow.sink")
     sink_log.addHandler(handler)
     runner = SinkRunner(bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds)
+                        batch_seconds=settings.sink_batch_seconds,
+                        retry_max_seconds=settings.sink_retry_max_seconds)
     thread = threading.Thread(target=runner.run, name="civicflow-sink", daemon=True)
     thread.start()
     try:

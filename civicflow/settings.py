@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     clock_report_seconds: float = Field(default=5.0, gt=0)
     sink_batch_rows: int = Field(default=200_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    # longest wait between two attempts while ClickHouse is unavailable (the sink backs off
+    # from 0.5 s, doubling); it retries until ClickHouse is back, never dropping a batch
+    sink_retry_max_seconds: float = Field(default=30.0, gt=0)
     # Prometheus endpoint of this process; 0 = none (the worker, sink and webhook use it)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

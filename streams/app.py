@@ -205,7 +205,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     def report_clock() -> None:
         clock = processor.clock()
         if clock is not None:
-            metrics.clock.set(clock.timestamp())
+            metrics.set_clock(clock)
 
     def ensure_rebuilt() -> None:
         if app.in_recovery:

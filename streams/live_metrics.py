@@ -29,7 +29,11 @@ class CaseIndex:
             self.rows.pop(case_id, None)
         else:
             self.rows[case_id] = facts
-        if clock_us is not None and (self.clock_us is None or clock_us > self.clock_us):
+        if clock_us is not None:
+            self.update_clock(clock_us)
+
+    def update_clock(self, clock_us: int) -> None:
+        if self.clock_us is None or clock_us > self.clock_us:
             self.clock_us = clock_us
 
     def open_overdue_suspended(self) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]],

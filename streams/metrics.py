@@ -4,13 +4,14 @@ type, district, urgency, milestone, level, topic, reason code — never a case, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.enums import Milestone
-from streams.calendar import WorkingDayCalendar, day_start_us
+from streams.calendar import WorkingDayCalendar, day_start_us, to_us
 from streams.live_metrics import CaseIndex
 from streams.processor import BatchStats, CaseFacts, Observer
 
@@ -142,3 +143,9 @@ class WorkerMetrics(Observer):
 
     def case(self, case_id: str, facts: CaseFacts | None) -> None:
         self.index.update(case_id, facts)
+
+    def set_clock(self, at: datetime) -> None:
+        """The worker's clock: its gauge, and the day whose 响应率 / 按期办结率 the rate gauges show
+        (without it the index knows no day and those gauges stay empty)."""
+        self.clock.set(at.timestamp())
+        self.index.update_clock(to_us(at))

@@ -317,11 +317,14 @@ class CaseProcessor:
         # per partition, the clock after each record: an alert carries the first clock that
         # reached its instant, whatever the batching
         progress: dict[TopicPartition, list[int]] = {}
+        live_now = self._live_now()
         for record in records:
             tp = (record.topic, record.partition)
             part = self._partition(tp)
             steps = progress.get(tp)
             if steps is None:
+                if live_now > part.clock:
+                    part.clock = live_now
                 steps = progress[tp] = [part.clock]
             if record.control:
                 self._flush(dirty, progress, out)
@@ -369,8 +372,11 @@ class CaseProcessor:
         # recovery may have rewritten the store under us: the decoded working set is stale
         self._working.clear()
         stale: set[TopicPartition] = set()
+        live_now = self._live_now()
         for tp in assigned:
-            self._partition(tp)
+            part = self._partition(tp)
+            if live_now > part.clock:
+                part.clock = live_now
             if self._stored_fingerprint(tp) not in (None, self.fingerprint):
                 stale.add(tp)
         count = 0
@@ -422,6 +428,15 @@ class CaseProcessor:
                 yield key, entry.derive(key, self.policy, self.calendar)
 
     # ---- internals ---------------------------------------------------------------------------
+
+    def _live_now(self) -> int:
+        """Live mode: the wall clock, which a partition's clock never trails when records are
+        evaluated. The clock stored with a partition is that of its last batch, older than the
+        ticks after it: a worker that takes the partition over (or restarts) and evaluated a case
+        with it would retract the alerts those ticks fired. 0 in replay mode."""
+        if self.mode is Mode.LIVE and self.wall_clock is not None:
+            return to_us(self.wall_clock())
+        return 0
 
     def _partition(self, tp: TopicPartition) -> PartitionState:
         state = self.partitions.get(tp)

@@ -41,5 +41,6 @@ def test_every_migration_has_a_cluster_form_that_parses(client):
                 assert "ON CLUSTER city" in formatted or "ON CLUSTER 'city'" in formatted
                 tables += "ReplicatedReplacingMergeTree" in formatted
                 views += formatted.startswith("CREATE OR REPLACE VIEW")
-    assert tables == 7  # events, cases, alerts, alert_ends, rejects, pipeline_clock, control_markers
+    # events, cases, alerts, alert_ends, rejects, pipeline_clock, control_markers, sink_batches
+    assert tables == 8
     assert views >= 8

@@ -1,5 +1,6 @@
-"""The sink against a real broker (Tansu) and real chDB: a crash between insert and commit,
-rows ClickHouse refuses, and ClickHouse being unavailable — nothing lost, nothing doubled."""
+"""The sink against a real broker (Tansu) and real chDB: a stop between insert and commit,
+rows ClickHouse refuses, and a table ClickHouse cannot find — nothing lost, nothing doubled
+(raw rows counted with merges stopped, not only FINAL)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import time
 
 import orjson
 import pytest
-from clickhouse_connect.driver.exceptions import OperationalError
 
 from civicflow.embedded import embedded_broker
 from producers.kafka import EventProducer
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
 from sinks.runner import SinkRunner
+from tests.accounting import freeze_merges
 from tests.conftest import cn, ev
 
 pytestmark = pytest.mark.component
@@ -67,25 +68,36 @@ def grid_events(prefix, n):
             for i in range(n)]
 
 
-def test_crash_between_insert_and_commit_loses_and_doubles_nothing(broker, client):
+def test_sink_stopped_between_an_insert_and_its_commit_writes_each_row_once(broker, client):
+    """Three waves of events written and committed; then a batch of the fourth written and not
+    committed (the sink stops there). The restarted sink reads it again and ClickHouse keeps one
+    copy: raw rows (merges stopped) equal the events sent."""
     sink = fresh(client, "ct_crash")
-    produce(broker, grid_events("crash", 200))
-    first = SinkRunner(broker, sink, batch_rows=50, group_id="g-crash")
+    freeze_merges(client, "ct_crash")
+    first = SinkRunner(broker, sink, batch_rows=1, batch_seconds=0.1, group_id="g-crash")
 
-    def crash():
-        raise RuntimeError("killed between insert and commit")
-    first.before_commit = crash
-    run_until(first, lambda: first.error is not None)
+    def stop_once_the_fourth_wave_is_written():
+        if first.stats.rows["events"] > 150:
+            raise RuntimeError("stopped between insert and commit")
+    first.before_commit = stop_once_the_fourth_wave_is_written
+    thread = threading.Thread(target=first.run, daemon=True)
+    thread.start()
+    for wave in range(4):  # each wave committed before the next is sent
+        produce(broker, grid_events(f"crash{wave}", 50))
+        deadline = time.monotonic() + 60
+        while (first.stats.rows["events"] < 50 * (wave + 1) and first.error is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+    thread.join(60)
     assert isinstance(first.error, RuntimeError)
-    inserted_before_crash = count(client, "SELECT count() FROM ct_crash.events")
-    assert 0 < inserted_before_crash <= 200  # inserted, then killed before the commit
-    second = SinkRunner(broker, sink, batch_rows=50, group_id="g-crash")
-    # nothing was committed, so the restarted sink writes every row again ...
-    assert run_until(second, lambda: second.stats.rows["events"] >= 200)
-    assert second.stats.rows["events"] == 200
-    # ... and what users read (FINAL) shows each event once
-    assert count(client, "SELECT count() FROM ct_crash.events FINAL") == 200
-    assert count(client, "SELECT uniqExact(event_id) FROM ct_crash.events FINAL") == 200
+    written = count(client, "SELECT count() FROM ct_crash.events")
+    assert 150 < written <= 200  # a batch of the fourth wave written, not committed
+    produce(broker, grid_events("crash4", 50))
+    second = SinkRunner(broker, sink, batch_rows=1, group_id="g-crash")
+    assert run_until(second, lambda: count(client, "SELECT count() FROM ct_crash.events FINAL") >= 250)
+    assert second.error is None
+    assert count(client, "SELECT count() FROM ct_crash.events") == 250  # raw: no copy
+    assert count(client, "SELECT uniqExact(event_id) FROM ct_crash.events") == 250
 
 
 def test_rows_clickhouse_refuses_become_dead_letters_with_the_reason(broker, client):
@@ -100,33 +112,56 @@ def test_rows_clickhouse_refuses_become_dead_letters_with_the_reason(broker, cli
     reason, raw = client.query("SELECT reason, raw FROM ct_refused.rejects FINAL").result_rows[0]
     assert "clickhouse refused the row for events" in reason and '"not a time"' in raw
     assert runner.stats.dead_lettered == 1
+    assert count(client, "SELECT count() FROM ct_refused.events WHERE event_id LIKE 'ok-%'") == 20  # raw
 
 
-class FlakyClient:
-    """Fails the first inserts as an unreachable server would, then behaves."""
-
-    def __init__(self, client, failures):
-        self._client = client
-        self.failures = failures
-
-    def raw_insert(self, *args, **kwargs):
-        if self.failures:
-            self.failures -= 1
-            raise OperationalError("connection refused (simulated ClickHouse outage)")
-        return self._client.raw_insert(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
+def scrape(metrics):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in metrics.collect() for s in family.samples}
 
 
-def test_clickhouse_outage_pauses_the_sink_and_loses_nothing(broker, client):
-    fresh(client, "ct_outage")
-    flaky = FlakyClient(client, failures=3)
-    sink = ClickHouseSink(flaky, "ct_outage")  # type: ignore[arg-type]
-    produce(broker, grid_events("outage", 30))
-    runner = SinkRunner(broker, sink, group_id="g-outage")
-    mine = "SELECT count() FROM ct_outage.events {} WHERE event_id LIKE 'outage-%'"
-    landed = run_until(runner, lambda: count(client, mine.format("FINAL")) == 30)
-    assert landed, runner.error
-    assert runner.stats.failures == 3 and runner.stats.healthy
-    assert count(client, mine.format("")) == 30  # retried batches were not written twice
+def test_detached_table_pauses_the_sink_until_it_is_back_and_loses_nothing(broker, client):
+    """A real ClickHouse error (UNKNOWN_TABLE while `events` is detached), not a stand-in: the
+    sink retries with backoff, says so on its health gauge, dead-letters nothing, and writes
+    every event once when the table is attached again."""
+    from prometheus_client import CollectorRegistry
+
+    from sinks.metrics import SinkMetrics
+
+    sink = fresh(client, "ct_detach")
+    freeze_merges(client, "ct_detach")
+    registry = CollectorRegistry()
+    runner = SinkRunner(broker, sink, batch_rows=1, batch_seconds=0.1, group_id="g-detach",
+                        metrics=SinkMetrics(registry))
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    mine = "SELECT count() FROM ct_detach.events WHERE event_id LIKE 'detach-%'"
+    try:
+        produce(broker, grid_events("detach-a", 30))
+        deadline = time.monotonic() + 60
+        while count(client, mine) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert count(client, mine) == 30 and runner.stats.healthy
+        client.command("DETACH TABLE ct_detach.events")
+        produce(broker, grid_events("detach-b", 40))
+        deadline = time.monotonic() + 60
+        while runner.stats.failures < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = registry.get_sample_value("civicflow_sink_healthy")
+        failures = runner.stats.failures
+        client.command("ATTACH TABLE ct_detach.events")
+        deadline = time.monotonic() + 90
+        while count(client, mine) < 70 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while not runner.stats.healthy and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.stop_event.set()
+        thread.join(30)
+    assert failures >= 3 and health == 0.0  # backing off, and the gauge said so
+    assert runner.error is None
+    assert count(client, mine) == 70  # raw rows: every event once
+    # none of them dead-lettered (the module's broker also holds the refused row of another test)
+    assert count(client, "SELECT count() FROM ct_detach.rejects WHERE raw LIKE '%detach-%'") == 0
+    assert registry.get_sample_value("civicflow_sink_healthy") == 1.0
+    assert registry.get_sample_value("civicflow_sink_failures_total") == runner.stats.failures

@@ -265,3 +265,69 @@ def test_503_says_when_to_retry():
 
     status, retry_after, reply = asyncio.run(scenario())
     assert (status, retry_after) == (503, "5") and "send it again" in reply["error"]
+
+
+def test_503_while_the_broker_does_not_acknowledge_then_202_and_one_id(tmp_path):
+    """A real broker that stops answering (SIGSTOP: the connection stays open, nothing is
+    acknowledged): the webhook answers 503 with Retry-After once its wait for the
+    acknowledgement runs out, never 202. Resumed, the same body is taken (202). The unacknowledged
+    attempt may still have been stored meanwhile (at-least-once): every copy of the event on the
+    topic carries the same deterministic event id, which the worker and ClickHouse keep once."""
+    import signal
+
+    broker = RestartableBroker(tmp_path)
+    broker.start()
+    sender = AcknowledgedSender(broker.bootstrap, timeout=3.0)
+    assert broker.proc is not None
+
+    async def scenario() -> list[tuple[int, str | None, dict, float]]:
+        app = build_app({"C001": SECRET}, sender)
+        async with TestClient(TestServer(app)) as client:
+            async def send(order: str) -> tuple[int, str | None, dict, float]:
+                body = orjson.dumps({**BODY, "order_id": order})
+                stamp = now_stamp()
+                started = time.monotonic()
+                response = await client.post(PATH, data=body, headers={
+                    "Content-Type": "application/json", "X-Timestamp": stamp,
+                    "X-Signature": signature(SECRET, stamp, body)})
+                return (response.status, response.headers.get("Retry-After"),
+                        await response.json(), time.monotonic() - started)
+
+            outcomes = [await send("WY-UP")]
+            broker.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+            try:
+                outcomes.append(await send("WY-PAUSED"))
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                outcomes.append(await send("WY-PAUSED"))  # the client sends it again
+                if outcomes[-1][0] == 202:
+                    break
+            return outcomes
+
+    try:
+        outcomes = asyncio.run(scenario())
+        up, paused, *retries = outcomes
+        assert up[0] == 202
+        status, retry_after, reply, seconds = paused
+        assert (status, retry_after) == (503, "5") and "send it again" in reply["error"]
+        assert 3.0 <= seconds < 15, f"answered after {seconds:.1f}s"
+        assert retries[-1][0] == 202 and all(r[0] in (202, 503) for r in retries)
+        event_id = retries[-1][2]["event_id"]
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "t503",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition("events.property", p, 0) for p in range(2)])
+        found: list[dict] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(e["case_id"] == "property:wuye:WY-PAUSED"
+                                                  for e in found) < 1:
+            found += [orjson.loads(m.value()) for m in consumer.consume(100, 0.5) if m.error() is None]
+        found += [orjson.loads(m.value()) for m in consumer.consume(100, 3.0) if m.error() is None]
+        consumer.close()
+        copies = [e for e in found if e["case_id"] == "property:wuye:WY-PAUSED"]
+        print(f"503 after {seconds:.1f}s; {len(retries)} retries; {len(copies)} copies on the topic")
+        assert 1 <= len(copies) <= 1 + len(retries) and {e["event_id"] for e in copies} == {event_id}
+    finally:
+        sender.close()
+        broker.stop()

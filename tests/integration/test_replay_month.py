@@ -146,21 +146,57 @@ def test_unit_rates_daily_matches_plain_python(month_a, month_file, policy, cale
     assert got == expected
 
 
-def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path):
+def rate_bars(page: str) -> list[tuple[str, str, float, float, float, str]]:
+    """The 三率 chart's bars: (district, rate, its percent, bar height, bar width, colour), and
+    the chart's plot height from its 0% and 100% gridlines."""
+    import re
+
+    chart = page[page.index('aria-label="三率 per district"'):]
+    chart = chart[:chart.index("</svg>")]
+    lines = dict((label, float(y)) for y, label in re.findall(
+        r'<line [^>]*y1="([\d.]+)"[^>]*/><text [^>]*>(\d+)%</text>', chart))
+    plot_h = lines["0"] - lines["100"]
+    return [(district, name, float(pct), float(h) / plot_h, float(w), color)
+            for w, h, color, district, name, pct in re.findall(
+                r'<rect class="bar" [^>]*width="([\d.]+)" height="([\d.]+)" fill="(#\w+)">'
+                r'<title>(\S+) (响应率|按期办结率|满意率) ([\d.]+)%</title>', chart)], plot_h
+
+
+def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path, policy, calendar):
     import shutil
     import subprocess
 
     from PIL import Image
 
-    from civicflow.html_report import COLORS, build_html
+    from civicflow.html_report import COLORS, RANKING_COLOR, build_html
 
     chromium = shutil.which("chromium")
     assert chromium, "chromium is missing: `make tools` installs it"
-    _, client, db = month_a
+    result, client, db = month_a
     page = tmp_path / "report.html"
     page.write_text(build_html(client, db), encoding="utf-8")
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # the 三率 bars, one per district and rate, each as tall as the rate worked out in plain
+    # Python from the events (as of the replay's clock)
+    # plain_python_rates row: created, respond due, responded on time, resolve due, resolved on
+    # time, resolved, surveyed, satisfied, overdue open
+    fractions = {"响应率": (2, 1), "按期办结率": (4, 3), "满意率": (7, 6)}
+    sums: dict[tuple[str, str], list[int]] = {}
+    for (_, _, district, *_), row in plain_python_rates(result.events, policy, calendar,
+                                                        result.as_of).items():
+        for name, (num, den) in fractions.items():
+            pair = sums.setdefault((district, name), [0, 0])
+            pair[0] += row[num]
+            pair[1] += row[den]
+    expected = {key: num / den for key, (num, den) in sums.items() if den}
+    bars, plot_h = rate_bars(text)
+    assert len(expected) >= 6
+    assert {(d, name) for d, name, *_ in bars} == set(expected)
+    for district, name, pct, height, _, color in bars:
+        assert color == COLORS[name]
+        assert abs(pct / 100 - expected[(district, name)]) < 0.0006, (district, name)
+        assert abs(height - expected[(district, name)]) * plot_h < 0.2, (district, name)
     shot = tmp_path / "report.png"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -173,6 +209,11 @@ def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path):
 
     def rgb(hex_color: str) -> tuple[int, int, int]:
         return tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-    # every rate's bars and the red trend line are painted, each over a visible area
-    for color in [*COLORS.values(), "#c53030"]:
+    # each rate's colour is painted over (nearly) the area its bars cover, plus its legend square;
+    # no other chart uses these colours, so a missing rate's bars leave only the 100 px legend
+    for name, color in COLORS.items():
+        area = sum(max(0.0, w - 2) * h * plot_h for _, n, _, h, w, _ in bars if n == name)
+        assert area > 500, f"{name}: bars of {area:.0f} px in the page"
+        assert counts.get(rgb(color), 0) >= 0.85 * area + 100, f"{name} bars not painted"
+    for color in (RANKING_COLOR, "#c53030"):  # the ranking bars and the red trend line
         assert counts.get(rgb(color), 0) > 300, f"{color} barely visible in the screenshot"

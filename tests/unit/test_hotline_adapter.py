@@ -156,7 +156,8 @@ def test_wire_form_is_what_the_model_would_write(mutation, times, satisfaction, 
     row = {**ROW, "满意度": satisfaction, "工单状态": status,
            **{column: local_time_text(at, slashes)
               for (column, _), (at, slashes) in zip(TIME_COLUMNS, times, strict=True)}}
-    wire_form_matches_the_model(csv_bytes([row]))
+    # every filled time column is one event (DESIGN §5.2), and 作废 adds the cancellation
+    assert wire_form_matches_the_model(csv_bytes([row])) == len(TIME_COLUMNS) + (status == "作废")
     wire_form_matches_the_model(csv_bytes([{**row, **mutation}]))
 
 

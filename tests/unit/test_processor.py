@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import random  # noqa: F401 - hypothesis' randoms
 from datetime import datetime, timedelta
 
 import orjson
@@ -130,14 +129,42 @@ def test_a_non_event_on_the_topic_becomes_a_dead_letter(policy, calendar):
 
 
 def test_live_mode_fires_on_the_wall_clock(policy, calendar):
+    # by hand: created Fri 16 Oct 17:00; grid respond = 1 working day, counted from 24:00 of the
+    # start day, so it runs over Mon 19 Oct (the weekend does not count): due Tue 00:00, yellow
+    # at 0.8 of those 24 working hours = Mon 19:12
+    yellow_at = cn(2026, 10, 19, 19, 12)
     now = [cn(2026, 10, 16, 17, 0)]
     processor = CaseProcessor(policy, calendar, {}, mode=Mode.LIVE, wall_clock=lambda: now[0])
     processor.process([Record("events.grid", 0, b"k", ev("c1", "created", now[0]).to_json())])
-    assert processor.tick(cn(2026, 10, 19, 19, 11, 59)).alerts == []
-    now[0] = cn(2026, 10, 19, 19, 12, 1)
+    assert processor.tick(yellow_at - timedelta(seconds=1)).alerts == []  # not before its instant
+    now[0] = yellow_at + timedelta(seconds=1, milliseconds=300)  # the first tick after it
     fired = [orjson.loads(v) for _, _, v in processor.tick().alerts]
-    assert [(a["level"], a["emitted_at"]) for a in fired] == [("yellow", now[0].isoformat())]
-    assert timedelta(0) < now[0] - cn(2026, 10, 19, 19, 12) <= timedelta(seconds=2)
+    assert [(a["level"], a["fires_at"], a["due_at"]) for a in fired] == [
+        ("yellow", yellow_at.isoformat(), cn(2026, 10, 20, 0, 0).isoformat())]
+    # stamped with the wall clock of the tick that fired it, within 2 s of its instant
+    emitted = datetime.fromisoformat(fired[0]["emitted_at"])
+    assert emitted == now[0]
+    assert timedelta(0) < emitted - datetime.fromisoformat(fired[0]["fires_at"]) <= timedelta(seconds=2)
+    assert processor.tick(now[0] + timedelta(seconds=1)).alerts == []  # once
+
+
+def test_a_live_worker_taking_over_a_partition_keeps_the_alerts_its_predecessor_fired(policy, calendar):
+    """The yellow (Mon 19:12, worked out in the test above) fired by a tick of the first worker;
+    a second worker on the same state (a takeover or a restart) gets a record of the case before
+    its first tick: it must not retract the yellow (the partition's stored clock is that of the
+    last batch, before the tick), and must not fire it again."""
+    now = [cn(2026, 10, 16, 17, 0)]
+    store: dict[str, bytes] = {}
+    first = CaseProcessor(policy, calendar, store, mode=Mode.LIVE, wall_clock=lambda: now[0])
+    first.process([Record("events.grid", 0, b"k", ev("c1", "created", now[0]).to_json())])
+    now[0] = cn(2026, 10, 19, 19, 13)
+    assert [orjson.loads(v)["level"] for _, _, v in first.tick().alerts] == ["yellow"]
+    second = CaseProcessor(policy, calendar, store, mode=Mode.LIVE, wall_clock=lambda: now[0])
+    _, rebuilt = second.rebuild({("events.grid", 0)})
+    now[0] = cn(2026, 10, 19, 19, 14)
+    dispatched = ev("c2", "dispatched", cn(2026, 10, 19, 19, 13, 30), unit="U1")
+    out = second.process([Record("events.grid", 0, b"k", dispatched.to_json())])
+    assert rebuilt.alerts == [] and out.alerts == []
 
 
 def test_stored_case_state_round_trips_and_earlier_forms_still_decode(policy, calendar, month_events):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import orjson
 from hypothesis import given, settings
@@ -48,12 +49,41 @@ def test_arbitrary_lines_are_events_or_rejects(data):
     assert len(items) == len([ln for ln in data.split(b"\n") if ln.strip()])
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(BODY) + ["satisfaction", "extension_days"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.text(max_size=30))))
-def test_mutated_bodies_never_raise(mutation):
-    (item,) = list(WuyeAdapter().parse(io.BytesIO(orjson.dumps({**BODY, **mutation})), "f"))
-    assert isinstance(item, Event) or item.reason
+# per field: values it accepts (so a mutation also makes other valid events), then junk
+VALID = {"order_id": ["WY7", " WY8 ", 17], "community_code": ["370102002003"],
+         "event": ["created", "报修", "resolved", "feedback", "extended"],
+         "time": ["2026-10-05T08:30:00+08:00", "2026-10-05T00:30:00Z"], "category": ["电梯故障", "其他"],
+         "urgent": [True, False], "company_code": ["C009", " C010 "],
+         "satisfaction": ["满意", "基本满意", "不满意"], "extension_days": [3, 365]}
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.text(max_size=30))
+MUTATIONS = st.lists(st.sampled_from(sorted(VALID)), unique=True, max_size=4).flatmap(
+    lambda keys: st.fixed_dictionaries({k: st.one_of(st.sampled_from(VALID[k]), JUNK) for k in keys}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(MUTATIONS)
+def test_mutated_bodies_are_an_event_with_their_values_or_a_reject_naming_the_field(mutation):
+    """BODY is valid: after changing some of its fields, a reject must blame one of the changed
+    fields, and an event must carry the body's values (DESIGN §5.3, worked out here)."""
+    body = {**BODY, **mutation}
+    (item,) = list(WuyeAdapter().parse(io.BytesIO(orjson.dumps(body)), "f"))
+    if not isinstance(item, Event):
+        assert any(key in item.reason for key in mutation), (item.reason, sorted(mutation))
+        return
+
+    def text(key: str) -> str | None:
+        value = body.get(key)
+        return str(value).strip() or None if value is not None else None
+
+    assert item.case_id == f"property:wuye:{text('order_id')}"
+    assert item.occurred_at == datetime.fromisoformat(str(body["time"]).strip())
+    assert item.urgency == ("urgent" if body.get("urgent") is True else "normal")
+    assert item.unit == text("company_code")
+    community = text("community_code")
+    assert (item.district, item.street, item.community) == (community[:6], community[:9], community)  # type: ignore[index]
+    satisfaction = {"满意": "satisfied", "基本满意": "basically_satisfied", "不满意": "unsatisfied"}
+    assert item.satisfaction == (satisfaction[text("satisfaction")] if text("satisfaction") else None)  # type: ignore[index]
+    assert item.extension_days == (body["extension_days"] if item.type == "extended" else None)
 
 
 def test_simulated_feed_faults_are_accounted():
