@@ -217,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         if INTERRUPTED.is_set():
             return _interrupted()
         raise
+    finally:
+        embedded = sys.modules.get("civicflow.embedded")  # only if this command started children
+        if embedded is not None:
+            embedded.stop_spawned()
 
 
 def _interrupted() -> int:

@@ -21,6 +21,7 @@ from schemas.errors import BrokerUnavailable, ConfigError
 from schemas.topics import ALL_TOPICS, COMPACTED_TOPICS, EVENT_TOPICS
 
 BROKER_SCHEMAS = "broker-schemas"  # under the var dir
+SPAWNED: set[subprocess.Popen[bytes]] = set()  # children of this process not yet stopped
 
 
 def free_port() -> int:
@@ -172,19 +173,23 @@ def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(command, **options)
-    except BaseException:
+        SPAWNED.add(proc)
+    finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        raise
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held Ctrl-C is raised here
-    except BaseException:
-        stop_process(proc)
-        raise
     return proc
+
+
+def stop_spawned() -> None:
+    """Stop every child `spawn` started that is still running: the CLI calls it on its way out,
+    because an interrupt can also land inside a `with` statement's __enter__, after the child
+    started but before its block (and so its cleanup) was entered."""
+    for proc in list(SPAWNED):
+        stop_process(proc)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     if proc.poll() is not None:
+        SPAWNED.discard(proc)
         return
     proc.terminate()
     proc.send_signal(signal.SIGCONT)  # a stopped process takes its SIGTERM only once resumed
@@ -193,3 +198,4 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(grace)
+    SPAWNED.discard(proc)

@@ -162,7 +162,7 @@ def rate_bars(page: str) -> list[tuple[str, str, float, float, float, str]]:
                 r'<title>(\S+) (响应率|按期办结率|满意率) ([\d.]+)%</title>', chart)], plot_h
 
 
-def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path, policy, calendar):
+def test_html_report_renders_its_charts_in_chromium(month_a, month_file, tmp_path, policy, calendar):
     import shutil
     import subprocess
 
@@ -183,8 +183,8 @@ def test_html_report_renders_its_charts_in_chromium(month_a, tmp_path, policy, c
     # time, resolved, surveyed, satisfied, overdue open
     fractions = {"响应率": (2, 1), "按期办结率": (4, 3), "满意率": (7, 6)}
     sums: dict[tuple[str, str], list[int]] = {}
-    for (_, _, district, *_), row in plain_python_rates(result.events, policy, calendar,
-                                                        result.as_of).items():
+    events, _, _ = read_feeds([("jn-grid", month_file)])
+    for (_, _, district, *_), row in plain_python_rates(events, policy, calendar, result.as_of).items():
         for name, (num, den) in fractions.items():
             pair = sums.setdefault((district, name), [0, 0])
             pair[0] += row[num]
