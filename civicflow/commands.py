@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from civicflow.embedded import embedded_broker, ensure_var_dir
 from civicflow.settings import Settings
-from schemas.errors import CivicflowError, ConfigError
+from schemas.errors import BrokerUnavailable, CivicflowError, ConfigError
 from schemas.event import EncodedEvent, Event
 
 if TYPE_CHECKING:
@@ -140,15 +140,17 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         line = tally.line()
         if not finished:
             line += ("; stopped early, so some of these may not be in Kafka: ingest the files "
-                     "again (event ids are deterministic, so nothing doubles)")
+                     "again (event ids are deterministic, so what users read holds each event once)")
         out.print(line, markup=False, highlight=False, soft_wrap=True)
         if tally.reject_reasons:
             out.print("rejects by reason: " + ", ".join(
                 f"{reason} {count}" for reason, count in tally.reject_reasons.most_common()),
                 markup=False, highlight=False, soft_wrap=True)
     if failed:
-        raise ConfigError(f"{failed} events were not delivered to Kafka: ingest the files again "
-                          "(event ids are deterministic, so nothing doubles)")
+        raise BrokerUnavailable(
+            f"{failed} messages were not delivered to Kafka (counted above): once the broker is "
+            "up, ingest the same files again (event ids are deterministic, so what users read "
+            "holds each event once)")
     return 0
 
 

@@ -219,12 +219,27 @@ class ImportTally:
     duplicates: int = 0
     events: int = 0
     reject_reasons: Counter[str] = field(default_factory=Counter)
+    # sent to Kafka but not acknowledged (a broker gone or restarted empty): events, dead letters,
+    # and messages librdkafka never reported on (of either kind)
+    undelivered_events: int = 0
+    undelivered_rejects: int = 0
+    undelivered_unknown: int = 0
 
     def line(self) -> str:
-        return (
+        line = (
             f"records read {self.read} = produced {self.produced} + rejected {self.rejected} "
             f"+ duplicates skipped {self.duplicates} ({self.events} events produced)"
         )
+        if self.undelivered:
+            line += (f"; not delivered to Kafka: {self.undelivered_events} events, "
+                     f"{self.undelivered_rejects} dead letters")
+            if self.undelivered_unknown:
+                line += f", {self.undelivered_unknown} messages of either kind"
+        return line
+
+    @property
+    def undelivered(self) -> int:
+        return self.undelivered_events + self.undelivered_rejects + self.undelivered_unknown
 
     @property
     def balanced(self) -> bool:

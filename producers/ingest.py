@@ -15,12 +15,13 @@ from prometheus_client import CollectorRegistry
 
 from producers.base import Adapter, EncodedRow, ImportTally, Reject, RowResult
 from producers.event_sort import DEFAULT_RUN_SIZE, EventSorter
-from producers.kafka import EventProducer
+from producers.kafka import UNREPORTED, EventProducer
 from producers.metrics import IngestMetrics
 from producers.registry import adapter_for
 from schemas.enums import Source
 from schemas.errors import ConfigError
 from schemas.event import EncodedEvent, Event
+from schemas.topics import EVENT_TOPICS, INVALID_TOPIC
 
 # stage, records done, records in all (None while reading), rejects so far
 OnProgress = Callable[[str, int, int | None, int], None]
@@ -207,4 +208,8 @@ def ingest_files(files: list[tuple[str, Path]], bootstrap: str, caller_key: byte
             if index % PROGRESS_EVERY == 0:
                 on_progress("sending", index, feed.count, rejected)
         on_progress("sent", feed.count, feed.count, rejected)
-        return feed.tally, producer.flush(delivery_timeout + 30)
+        failed = producer.flush(delivery_timeout + 30)
+        feed.tally.undelivered_events = sum(producer.failed_on(topic) for topic in EVENT_TOPICS.values())
+        feed.tally.undelivered_rejects = producer.failed_on(INVALID_TOPIC)
+        feed.tally.undelivered_unknown = producer.failed_on(UNREPORTED)
+        return feed.tally, failed

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -49,9 +50,16 @@ def producer_config(bootstrap: str, delivery_timeout: float = 30.0) -> dict[str,
     }
 
 
+def is_fatal(error: KafkaError) -> bool:
+    """A fatal producer error, or the local error every call returns after one."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 # how many produce() calls between two poll(0)s: delivery reports only come for failures
 # (`delivery.report.only.error`), so polling each message would only cost time
 POLL_EVERY = 1000
+# the topic a failure is counted under when librdkafka never reported the message
+UNREPORTED = "?"
 
 
 class EventProducer:
@@ -63,16 +71,57 @@ class EventProducer:
 
     def __init__(self, bootstrap: str, delivery_timeout: float = 30.0) -> None:
         config = producer_config(bootstrap, delivery_timeout)
-        config.update({"delivery.report.only.error": True, "on_delivery": self._on_delivery})
+        config.update({"delivery.report.only.error": True, "on_delivery": self._on_delivery,
+                       "error_cb": self._on_error})
         self._producer = Producer(config)
         self._unpolled = 0
         self.failed = 0
-        self.errors: Counter[str] = Counter()
+        # (topic, reason) -> messages not delivered
+        self.failures: Counter[tuple[str, str]] = Counter()
+        self._reported: list[tuple[KafkaError, Message]] = []
+        self._errors_seen: list[KafkaError] = []
+        # a fatal producer error (the broker came back with fresh state and no longer knows this
+        # idempotent producer): nothing more can be delivered, every later message counts as failed
+        self.fatal: str | None = None
 
-    def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
+    # The two callbacks only store what they get: confluent-kafka may call them while it holds a
+    # fatal error it is about to raise, and any call made then (even err.str()) fails. What they
+    # stored is read once the poll or flush that ran them has returned (`_count_reports`).
+    def _on_error(self, err: KafkaError) -> None:
+        self._errors_seen += [err]
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failed += 1
-            self.errors[err.str()] += 1
+            self._reported += [(err, msg)]
+
+    def _count_reports(self) -> None:
+        for err, msg in self._reported:
+            self.failures[(str(msg.topic()), err.str())] += 1
+        self._reported.clear()
+
+    @property
+    def errors(self) -> Counter[str]:
+        """Failed deliveries by reason."""
+        self._count_reports()
+        counted: Counter[str] = Counter()
+        for (_, reason), n in self.failures.items():
+            counted[reason] += n
+        return counted
+
+    def failed_on(self, topic: str) -> int:
+        """Messages for `topic` that were not delivered."""
+        self._count_reports()
+        return sum(n for (t, _), n in self.failures.items() if t == topic)
+
+    def _fatal_seen(self) -> str | None:
+        if self.fatal is None:
+            for err in self._errors_seen:
+                if is_fatal(err):
+                    self.fatal = err.str()
+                    break
+            self._errors_seen.clear()
+        return self.fatal
 
     def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -82,18 +131,28 @@ class EventProducer:
         if headers:
             extra["headers"] = headers
         while True:
+            if self.fatal is not None:
+                self.failed += 1
+                self.failures[(topic, self.fatal)] += 1
+                return
             try:
                 self._producer.produce(topic, value, key, **extra)  # type: ignore[arg-type]
                 break
             except BufferError:
                 self._producer.poll(0.05)
             except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: refused before sending
+                if is_fatal(exc.args[0]):
+                    self._give_up(exc.args[0].str())
+                    continue
                 raise CivicflowError(f"Kafka refused a message for {topic}: {exc.args[0].str()}; "
                                      "nothing after it was sent") from exc
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY:
             self._unpolled = 0
-            self._producer.poll(0)
+            self._call(self._producer.poll, 0)
+            self._count_reports()
+            if self._fatal_seen() is not None:
+                self._give_up(self.fatal)  # type: ignore[arg-type]
 
     def send_event(self, event: Event) -> None:
         self.send(EVENT_TOPICS[event.source], event.case_id.encode(), event.to_json())
@@ -111,9 +170,61 @@ class EventProducer:
             self.send(topic, CONTROL_KEY, value, partition=partition,
                           headers=[(CONTROL_HEADER, b"1")])
 
+    def _give_up(self, reason: str) -> None:
+        """After a fatal error: every message not yet acknowledged is failed (purged, so its
+        delivery report comes now), and so is every message sent after it."""
+        self.fatal = reason
+        try:
+            self._producer.purge(in_queue=True, in_flight=True)
+        except KafkaException:
+            pass
+        deadline = time.monotonic() + 10
+        while len(self._producer) and time.monotonic() < deadline:
+            self._call(self._producer.poll, 0.1)
+        self._count_reports()
+        # what never got its report is not delivered either (its topic is not known here)
+        left = len(self._producer) - self.failures[(UNREPORTED, reason)]
+        if left > 0:
+            self.failed += left
+            self.failures[(UNREPORTED, reason)] += left
+
+    def _call(self, poll_or_flush: Callable[[float], int], timeout: float) -> int:
+        """A poll or flush; a fatal error it raises is kept in `fatal` (0 is returned then),
+        other Kafka errors are raised."""
+        try:
+            return poll_or_flush(timeout)
+        except KafkaException as exc:
+            if not is_fatal(exc.args[0]):
+                raise
+            self.fatal = exc.args[0].str()
+        except SystemError as exc:
+            # confluent-kafka 2.16 runs the delivery callbacks while the fatal error it is about
+            # to raise is already set: it surfaces as a SystemError caused by it, or with no
+            # cause at all ("returned NULL without setting an exception"); then the error
+            # callback gets the fatal error on the next poll
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, KafkaException) and is_fatal(cause.args[0]):
+                self.fatal = cause.args[0].str()
+                return 0
+            try:
+                self._producer.poll(0.5)
+            except (KafkaException, SystemError) as again:
+                if isinstance(again, KafkaException) and is_fatal(again.args[0]):
+                    self.fatal = again.args[0].str()
+            if self._fatal_seen() is None:
+                raise
+        return 0
+
     def flush(self, timeout: float = 120.0) -> int:
         """Wait for every delivery; returns the number of messages not delivered."""
-        remaining = self._producer.flush(timeout)
+        try:
+            remaining = self._call(self._producer.flush, timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Kafka failed while delivering: {exc.args[0].str()}") from exc
+        if self._fatal_seen() is not None:
+            self._give_up(self.fatal)  # type: ignore[arg-type]
+            remaining = 0
+        self._count_reports()
         if remaining:
             raise BrokerUnavailable(
                 f"{remaining} messages still undelivered after {timeout:.0f}s: is the broker up?"

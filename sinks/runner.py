@@ -25,7 +25,16 @@ from datetime import datetime
 from functools import partial
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from producers.kafka import producer_config, readable
@@ -49,6 +58,10 @@ INTENT_TABLE = "sink_batches"
 # them): after this long it is written under a new id (a possible copy, never a loss)
 RECOVERY_TIMEOUT = 120.0
 TopicPart = tuple[str, int]
+# how often the sink checks that its topics are the ones it started on (a broker that keeps
+# topics in memory comes back from a restart with new, empty ones)
+TOPIC_CHECK_SECONDS = 5.0
+COMMIT_RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class Batch:
     markers: list[Marker]
     starts: dict[TopicPart, int] = field(default_factory=dict)
     repeats: Recovery | None = None
+    topic_ids: dict[str, str] = field(default_factory=dict)  # the topics the offsets belong to
 
     def ranges(self) -> str:
         return orjson.dumps({f"{t}/{p}": [self.starts[(t, p)], end]
@@ -150,6 +164,9 @@ class SinkRunner:
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.bootstrap = bootstrap
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._topic_ids: dict[str, str] = {}
+        self._topics_checked = 0.0
         # test hook: runs after ClickHouse accepted a batch and before offsets are committed
         self.before_commit: Callable[[], None] | None = None
 
@@ -169,10 +186,47 @@ class SinkRunner:
                 low, _ = self.consumer.get_watermark_offsets(tp, timeout=10)
                 self._positions[(tp.topic, tp.partition)] = max(0, low)
         self._recovery = self._unfinished_batch()
+        self._topic_ids = self._current_topic_ids({tp.topic for tp in wanted})
+        self._topics_checked = time.monotonic()
         self.consumer.assign([
             TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
             for tp in committed
         ])
+
+    def _current_topic_ids(self, topics: set[str]) -> dict[str, str]:
+        if not topics:
+            return {}
+        futures = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=5)
+        ids = {}
+        for topic, future in futures.items():
+            try:
+                ids[topic] = str(future.result().topic_id)
+            except KafkaException as exc:  # gone or not back yet: checked again later
+                log.debug("topic %s not described: %s", topic, exc)
+        return ids
+
+    def _check_topics(self) -> None:
+        """Topics created anew since the sink assigned them (a memory-only broker restarted):
+        read them from their start. Rows already written stay; offsets of the old topics are
+        never committed on the new ones (they would skip the new records)."""
+        self._topics_checked = time.monotonic()
+        try:
+            ids = self._current_topic_ids(set(self._topic_ids))
+        except KafkaException:
+            return
+        renewed = {t for t, topic_id in ids.items() if topic_id != self._topic_ids.get(t)}
+        if not renewed:
+            return
+        log.warning("topics %s were created anew (a broker that keeps topics in memory "
+                    "restarted): reading them from their start", sorted(renewed))
+        self._topic_ids.update(ids)
+        for tp in list(self._offsets):
+            if tp[0] in renewed:
+                del self._offsets[tp]
+        for tp in list(self._positions):
+            if tp[0] in renewed:
+                self._positions[tp] = 0
+                self.consumer.seek(TopicPartition(tp[0], tp[1], OFFSET_BEGINNING))
 
     def _unfinished_batch(self) -> Recovery | None:
         """The last batch this sink's group wrote, if its offsets were never committed."""
@@ -211,6 +265,8 @@ class SinkRunner:
             with ThreadPoolExecutor(1, thread_name_prefix="civicflow-sink-writer") as writer:
                 last_flush = time.monotonic()
                 while not self.stop_event.is_set():
+                    if time.monotonic() - self._topics_checked > TOPIC_CHECK_SECONDS:
+                        self._check_topics()
                     messages = self.consumer.consume(CONSUME_MAX, timeout=0.1)
                     if self._recovery is not None:
                         in_flight = self._recover(messages, writer, in_flight)
@@ -295,7 +351,8 @@ class SinkRunner:
             return None
         offsets = dict(self._offsets)
         batch = Batch(self.sink.take_pending(), offsets, self._markers,
-                      {tp: self._positions.get(tp, 0) for tp in offsets}, self._reuse)
+                      {tp: self._positions.get(tp, 0) for tp in offsets}, self._reuse,
+                      dict(self._topic_ids))
         self._positions.update(offsets)
         self._offsets.clear()
         self._markers = []
@@ -374,10 +431,7 @@ class SinkRunner:
         if self.before_commit is not None:
             self.before_commit()
         batch = in_flight.batch
-        self.consumer.commit(
-            offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()],
-            asynchronous=False,
-        )
+        self._commit(batch)
         with self._lock:
             for m in batch.markers:
                 self._landed[m.run_id].add((m.topic, m.from_topic, m.partition))
@@ -386,6 +440,27 @@ class SinkRunner:
         self.stats.last_success = time.time()  # clock: wall time for the ops gauge
         self.metrics.healthy.set(1)
         self.metrics.last_success.set(self.stats.last_success)
+
+    def _commit(self, batch: Batch) -> None:
+        """Commit a written batch's offsets, retrying while the broker is away; offsets of a
+        topic that has been created anew since the batch was read are not committed."""
+        deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+        delay = 0.5
+        while True:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()
+                       if batch.topic_ids.get(t) == self._topic_ids.get(t)]
+            if not offsets:
+                return
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                if time.monotonic() > deadline or self.stop_event.is_set():
+                    raise
+                log.warning("cannot commit offsets (%s); retrying in %.1fs", exc.args[0].str(), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._check_topics()
 
     def _write_row_by_row(self, pending: dict[str, list[bytes]], written: dict[str, int],
                           token: str) -> None:

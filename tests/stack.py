@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from civicflow.embedded import stop_process
+from civicflow.embedded import create_topics, free_port, stop_process, tansu_binary, wait_for_broker
 from civicflow.settings import Settings
 
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
@@ -85,9 +85,20 @@ def wait_until_assigned(workers: list[WorkerProcess], timeout: float = 180.0) ->
                          "\n".join(w.tail(10) for w in workers))
 
 
+def settle(value: Callable[[], object], quiet: float, timeout: float = 120.0) -> None:
+    """Wait until `value()` has not changed for `quiet` seconds."""
+    last, since, started = value(), time.monotonic(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() - started < timeout, f"still changing after {timeout:.0f}s"
+        time.sleep(0.2)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def wait_for_progress(done: Callable[[], bool], progress: Callable[[], object], *,
                       stall_seconds: float, timeout: float, what: str,
-                      check: Callable[[], None] = lambda: None) -> float:
+                      check: Callable[[], None] = lambda: None, poll: float = 0.2) -> float:
     """Wait until `done()`; fail if `progress()` stays the same for `stall_seconds` (a stall) or
     the whole wait passes `timeout`. Returns the seconds waited."""
     started = time.monotonic()
@@ -102,5 +113,29 @@ def wait_for_progress(done: Callable[[], bool], progress: Callable[[], object], 
         assert now - last_change < stall_seconds, (
             f"{what}: no progress for {now - last_change:.0f}s (stuck at {value})")
         assert now - started < timeout, f"{what}: not done after {timeout:.0f}s (at {value})"
-        time.sleep(0.2)
+        time.sleep(poll)
     return time.monotonic() - started
+
+
+class RestartableBroker:
+    """Tansu on a fixed port, memory storage: a restart comes back with fresh state."""
+
+    def __init__(self, log_dir: Path, partitions: int = 2) -> None:
+        self.partitions = partitions
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        with open(self.log_dir / "broker.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"], stdout=log, stderr=subprocess.STDOUT)
+        wait_for_broker(self.bootstrap, 30, self.proc)
+        create_topics(self.bootstrap, self.partitions)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)

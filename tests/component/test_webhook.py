@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import orjson
 import pytest
@@ -21,14 +20,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import Consumer, TopicPartition
 
 from civicflow.embedded import (
-    create_topics,
     embedded_broker,
     free_port,
-    stop_process,
-    tansu_binary,
-    wait_for_broker,
 )
 from producers.webhook import PATH, AcknowledgedSender, DeliveryFailed, build_app, signature
+from tests.stack import RestartableBroker
 
 pytestmark = pytest.mark.component
 SECRET = b"firm-secret"
@@ -177,29 +173,6 @@ def test_unsigned_or_stale_timestamps_are_401_with_the_reason(server):
     assert post(url, body, signature(SECRET, "soon", body), "soon")[0] == 401
     fresh = str(int(time.time()) - 200)  # within the window: accepted
     assert post(url, body, signature(SECRET, fresh, body), fresh)[0] == 202
-
-
-class RestartableBroker:
-    """Tansu on a fixed port, memory storage: a restart comes back with fresh state."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.log_dir = log_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        with open(self.log_dir / "broker.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"], stdout=log, stderr=subprocess.STDOUT)
-        wait_for_broker(self.bootstrap, 30, self.proc)
-        create_topics(self.bootstrap, 2)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
 
 
 def test_the_producer_is_rebuilt_after_the_broker_comes_back_with_fresh_state(tmp_path):
