@@ -194,11 +194,12 @@ def simulate_grid(
     days: int = 7,
     cases_per_day: int = 200,
     districts: int = 3,
-    faults: bool = True,
+    faults: bool | FeedFaults = True,
     dispatch: bool = False,
 ) -> list[bytes]:
     """jn-grid JSON Lines for a simulated city: lines in arrival order, not strictly in time.
-    With `dispatch`, also 退回 / 改派 / 挂起 / 解挂 lines (see DispatchCentre)."""
+    With `dispatch`, also 退回 / 改派 / 挂起 / 解挂 lines (see DispatchCentre). `faults`: the
+    default ones (True), none (False) or as often as given; the clean lines are the same."""
     rng = random.Random(seed)
     city = build_city(rng, districts)
     centre = DispatchCentre.for_city(city, seed) if dispatch else None
@@ -284,7 +285,7 @@ def simulate_grid(
     lines.sort(key=lambda pair: pair[0])
     out = [line for _, line in lines]
     if faults:
-        out = _add_faults(rng, out)
+        out = _add_faults(rng, out, faults=faults if isinstance(faults, FeedFaults) else FeedFaults())
     return out
 
 
@@ -300,16 +301,29 @@ PROPERTY_MALFORMED = [
 ]
 
 
-def _add_faults(rng: random.Random, lines: list[bytes],
-                malformed: list[bytes] = GRID_MALFORMED) -> list[bytes]:
-    """Duplicates (about 1%), lines moved later (about 2%), and a few malformed lines."""
+@dataclass(frozen=True)
+class FeedFaults:
+    """How often a feed's faults come, as one in N of its clean lines: lines moved later (by 1
+    to 30 lines), lines sent twice, and malformed lines added (at least one)."""
+
+    moved_every: int = 50
+    duplicate_every: int = 100
+    malformed_every: int = 1000
+
+
+def _add_faults(rng: random.Random, lines: list[bytes], malformed: list[bytes] = GRID_MALFORMED,
+                faults: FeedFaults = FeedFaults()) -> list[bytes]:
+    """Lines moved later, duplicated and malformed ones added, as often as `faults` says (by
+    default about 2 %, 1 % and 0.1 %)."""
     result = list(lines)
-    for index in sorted(rng.sample(range(len(lines)), k=len(lines) // 50), reverse=True):
+    for index in sorted(rng.sample(range(len(lines)), k=len(lines) // faults.moved_every),
+                        reverse=True):
         line = result.pop(index)
         result.insert(min(len(result), index + rng.randint(1, 30)), line)
-    for index in sorted(rng.sample(range(len(result)), k=len(lines) // 100), reverse=True):
+    for index in sorted(rng.sample(range(len(result)), k=len(lines) // faults.duplicate_every),
+                        reverse=True):
         result.insert(index + 1, result[index])
-    for _ in range(max(1, len(lines) // 1000)):
+    for _ in range(max(1, len(lines) // faults.malformed_every)):
         result.insert(rng.randrange(len(result)), rng.choice(malformed))
     return result
 

@@ -1,35 +1,51 @@
 """A simulated month through the embedded stack: replays are repeatable, match the pure
-reduction, and survive a killed worker without losing or duplicating an alert."""
+reduction, survive a killed worker without losing or duplicating an alert, and a feed with 5 %
+malformed records, 10 % duplicates and 10 % out-of-order events gives what its clean feed gives."""
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from datetime import UTC, date
 
+import orjson
 import pytest
 
+from civicflow.embedded import embedded_broker
 from civicflow.pipeline import broker_for, read_feeds, replay, sink_thread, worker_process
 from civicflow.settings import Settings
 from producers.kafka import EventProducer
-from producers.simulator import simulate_grid, write_lines
-from schemas.enums import CaseStatus, Milestone, Satisfaction
-from schemas.topics import EVENT_TOPICS
+from producers.simulator import FeedFaults, simulate_grid, write_lines
+from schemas.enums import CaseStatus, Milestone, Satisfaction, Source
+from schemas.topics import EVENT_TOPICS, INVALID_TOPIC
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
 from streams.calendar import CHINA_TZ
 from streams.cases import reduce_case
 from streams.whatif import group_by_case
+from tests.accounting import account_records, assert_same_results, freeze_merges, raw_copies, read_topic
 
 pytestmark = pytest.mark.integration
 ALERT_COLUMNS = "alert_id, fires_at, due_at, retracted"
+MONTH = {"seed": 11, "start": date(2026, 9, 21), "days": 30, "cases_per_day": 10, "districts": 2}
+# one in 10 clean lines moved later, one in 10 sent twice, malformed lines as 5 % of them
+NOISY = FeedFaults(moved_every=10, duplicate_every=10, malformed_every=20)
 
 
 @pytest.fixture(scope="module")
 def month_file(tmp_path_factory):
+    """The month as a noisy feed (NOISY); every other test of this module reads it too."""
     path = tmp_path_factory.mktemp("sim") / "grid.jsonl"
-    write_lines(str(path), simulate_grid(seed=11, start=date(2026, 9, 21), days=30,
-                                         cases_per_day=10, districts=2))
+    write_lines(str(path), simulate_grid(**MONTH, faults=NOISY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clean_month_file(tmp_path_factory):
+    """The same month without a fault: the same clean lines, in time order."""
+    path = tmp_path_factory.mktemp("sim") / "grid-clean.jsonl"
+    write_lines(str(path), simulate_grid(**MONTH, faults=False))
     return path
 
 
@@ -48,10 +64,71 @@ def landed_alerts(client, db, columns=ALERT_COLUMNS):
 
 
 @pytest.fixture(scope="module")
-def month_a(month_file, chdb_var):
-    settings = Settings(var_dir=chdb_var, partitions=3, database="it_month_a")
-    result, sink = replay(settings, [("jn-grid", month_file)], None, lambda _m: None)
-    return result, sink.client, "it_month_a"
+def noisy_run(month_file, chdb_var, tmp_path_factory):
+    """The noisy month replayed on a broker of its own, kept up until its topics are read:
+    (result, client, database, events.grid records, events.invalid records). Merges are frozen
+    so raw rows count every copy the sink wrote."""
+    db = "it_month_a"
+    client = connect(Settings(var_dir=chdb_var).clickhouse_dsn())
+    client.command(f"DROP DATABASE IF EXISTS {db}")
+    migrate(client, db)
+    freeze_merges(client, db)
+    with embedded_broker(tmp_path_factory.mktemp("broker"), 3, 30) as bootstrap:
+        settings = Settings(var_dir=chdb_var, partitions=3, database=db, bootstrap=bootstrap)
+        result, sink = replay(settings, [("jn-grid", month_file)], None, lambda _m: None)
+        events = [r for r in read_topic(bootstrap, EVENT_TOPICS[Source.GRID]) if not r[4]]
+        dead = [r for r in read_topic(bootstrap, INVALID_TOPIC) if not r[4]]
+    return result, sink.client, db, events, dead
+
+
+@pytest.fixture(scope="module")
+def month_a(noisy_run):
+    return noisy_run[:3]
+
+
+def test_a_noisy_feed_gives_what_its_clean_feed_gives(noisy_run, month_file, clean_month_file,
+                                                       chdb_var):
+    result, client, db, on_topic, dead_on_topic = noisy_run
+    clean_db = "it_month_clean"
+    replay(Settings(var_dir=chdb_var, partitions=3, database=clean_db),
+           [("jn-grid", clean_month_file)], None, lambda _m: None)
+    # the noise, counted from the two files apart from the importer
+    clean = [line for line in clean_month_file.read_bytes().splitlines() if line.strip()]
+    noisy = [line for line in month_file.read_bytes().splitlines() if line.strip()]
+    known = set(clean)
+    assert len(known) == len(clean) and known <= set(noisy)
+    malformed = sum(1 for line in noisy if line not in known)
+    twice = len(noisy) - malformed - len(clean)  # every clean line once, the rest are repeats
+    late, latest = 0, ""
+    for line in noisy:
+        if line in known:
+            at = orjson.loads(line)["发生时间"]
+            late += at < latest  # came after an event that happened later
+            latest = max(latest, at)
+    print(f"noisy feed: {len(noisy)} records = {len(clean)} clean + {twice} duplicates + "
+          f"{malformed} malformed; {late} events arrived after a later one")
+    assert malformed == len(clean) // 20 and twice == len(clean) // 10
+    assert late >= len(clean) // 20  # 10 % moved later; some only past events of the same time
+    # the importer's accounting agrees, and the records balance in ClickHouse (raw rows)
+    tally = result.tally
+    assert (tally.read, tally.rejected, tally.duplicates) == (len(noisy), malformed, twice)
+    account = account_records(client, db, read=len(noisy), skipped=twice)
+    print(account.line())
+    assert account.balanced, account.line()
+    assert (account.raw_events, account.distinct_events, account.dead_letters) == (
+        len(clean), len(clean), malformed)
+    # no duplicate reached the topic: each event once on events.grid, each malformed record once
+    # on the dead-letter topic
+    copies = Counter(orjson.loads(value)["event_id"] for _, _, _, value, _ in on_topic)
+    assert len(copies) == len(clean) and max(copies.values()) == 1
+    assert len(dead_on_topic) == malformed
+    # nor the raw rows of any table the sink writes
+    raw = raw_copies(client, db)
+    print({table: counts["copies"] for table, counts in raw.items()})
+    assert all(counts["copies"] == 0 for counts in raw.values()), raw
+    # and what users read equals the clean run's, every column
+    sizes = assert_same_results(client, clean_db, db)
+    assert sizes["cases"] > 500 and sizes["alerts"] > 50, sizes
 
 
 def test_two_replays_are_identical_and_match_the_pure_reduction(month_a, month_file, chdb_var,
