@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ASYNCAPI_CLI_VERSION := 4.1.1
 TOOLS_DIR := .tools
 
-.PHONY: install tools demo test lint bench clean
+.PHONY: install tools demo test lint bench soak clean
 
 install: $(STAMP)
 
@@ -57,6 +57,12 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+
+# the live pipeline under load and faults (bench/soak.py): SOAK_MINUTES (default 30), SOAK_RATE
+# (events/s, default 300), SOAK_DIR (default a new temporary directory); exits 1 on a loss or
+# on RSS growing while the case count is flat
+soak: install
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf var .pytest_cache

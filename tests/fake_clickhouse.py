@@ -64,6 +64,11 @@ class FakeClickHouse:
     def dsn(self, timeout: int = 3) -> str:
         return f"http://default:@127.0.0.1:{self.port}/?send_receive_timeout={timeout}&compress=false"
 
+    def query(self, sql: str) -> list[Any]:
+        """Rows of a query on the backend, between the requests the server forwards to it."""
+        with self._lock:
+            return list(self.backend.query(sql).result_rows)
+
     def set_mode(self, mode: str) -> None:
         assert mode in ("proxy", "503", "hang", "hang_after")
         if mode == "proxy":
