@@ -62,6 +62,7 @@ bench: install
 # (events/s, default 300), SOAK_DIR (default a new temporary directory); exits 1 on a loss or
 # on RSS growing while the case count is flat
 soak: install
+	$(PY) -m pytest -q -m soak
 	$(PY) -m bench.soak
 
 clean:

@@ -4,8 +4,6 @@ malformed records, 10 % duplicates and 10 % out-of-order events gives what its c
 
 from __future__ import annotations
 
-import signal
-import time
 from collections import Counter
 from datetime import UTC, date
 
@@ -13,13 +11,12 @@ import orjson
 import pytest
 
 from civicflow.embedded import embedded_broker
-from civicflow.pipeline import broker_for, read_feeds, replay, sink_thread, worker_process
+from civicflow.pipeline import read_feeds, replay
 from civicflow.settings import Settings
-from producers.kafka import EventProducer
 from producers.simulator import FeedFaults, simulate_grid, write_lines
 from schemas.enums import CaseStatus, Milestone, Satisfaction, Source
 from schemas.topics import EVENT_TOPICS, INVALID_TOPIC
-from sinks.clickhouse import ClickHouseSink, connect
+from sinks.clickhouse import connect
 from sinks.migrate import migrate
 from streams.calendar import CHINA_TZ
 from streams.cases import reduce_case
@@ -145,40 +142,6 @@ def test_two_replays_are_identical_and_match_the_pure_reduction(month_a, month_f
             == client.query(cases.format(db=db_b)).result_rows)
     events, _, _ = read_feeds([("jn-grid", month_file)])
     assert landed_alerts(client, db_a) == predicted_alerts(events, policy, calendar, result.as_of)
-
-
-def test_killed_worker_loses_and_duplicates_no_alert(month_file, chdb_var, policy, calendar):
-    engine = "faust"
-    db = f"it_month_kill_{engine}"
-    settings = Settings(var_dir=chdb_var, partitions=3, database=db, worker_batch=200)
-    events, _, _ = read_feeds([("jn-grid", month_file)])
-    as_of = events[-1].occurred_at
-    sink = ClickHouseSink(connect(settings.clickhouse_dsn()), db)
-    migrate(sink.client, db)
-    with broker_for(settings) as bootstrap, sink_thread(settings, bootstrap, sink) as runner:
-        producer = EventProducer(bootstrap)
-        for event in events:
-            producer.send_event(event)
-        producer.send_control(EVENT_TOPICS[events[0].source], range(3),
-                              {"run": f"kill-{engine}", "clock": as_of.isoformat(), "final": True})
-        producer.flush()
-        del producer
-        with worker_process(settings, bootstrap, "replay") as first:
-            deadline = time.monotonic() + 120
-            while runner.stats.rows.get("alerts", 0) < 20 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert runner.stats.rows.get("alerts", 0) >= 20, "the first worker produced nothing"
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
-        assert runner.landed(f"kill-{engine}") < 9, "the first worker finished before it was killed"
-        with worker_process(settings, bootstrap, "replay"):
-            deadline = time.monotonic() + 180
-            while runner.landed(f"kill-{engine}") < 9 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert runner.landed(f"kill-{engine}") == 9
-    got = landed_alerts(sink.client, db)
-    assert len(got) == len({row[0] for row in got})
-    assert got == predicted_alerts(events, policy, calendar, as_of)
 
 
 def plain_python_rates(events, policy, calendar, clock):

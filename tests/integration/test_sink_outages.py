@@ -122,9 +122,11 @@ def test_sink_killed_mid_batch_writes_every_row_once(tmp_path):
                 "from tests.accounting import freeze_merges; c = connect(sys.argv[1]);"
                 "migrate(c, sys.argv[2]); freeze_merges(c, sys.argv[2])")
         subprocess.run([sys.executable, "-c", code, dsn, db], check=True, timeout=120)
-        extra = {"CIVICFLOW_SINK_BATCH_ROWS": "6000", "CIVICFLOW_SINK_BATCH_SECONDS": "0.05"}
+        # small batches and a short random wait: on an idle machine the sink writes a 20,000-row
+        # backlog in well under a second, so a longer wait mostly kills a sink with nothing to do
+        extra = {"CIVICFLOW_SINK_BATCH_ROWS": "2000", "CIVICFLOW_SINK_BATCH_SECONDS": "0.05"}
         in_doubt_seen = []
-        for attempt in range(6):
+        for attempt in range(12):
             produce_rows(bootstrap, rows, 20_000)
             rows += 20_000
             port = free_port()
@@ -134,7 +136,7 @@ def test_sink_killed_mid_batch_writes_every_row_once(tmp_path):
             wait_for(lambda base=base, sink=sink: committed(bootstrap)["events.grid"] > base
                      or sink.poll() is not None, 120, "a first committed batch", poll=0.2)
             assert sink.poll() is None, (tmp_path / "sink.log").read_text()[-2000:]
-            time.sleep(rng.uniform(0.0, 0.5))
+            time.sleep(rng.uniform(0.0, 0.2))
             sink.send_signal(signal.SIGKILL)
             sink.wait(10)
             offsets = committed(bootstrap)

@@ -136,7 +136,9 @@ def clean(month, chdb_var, tmp_path_factory):
     return run, snapshots
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+# `make test` runs the three-worker case (two survivors share the dead one's partitions);
+# `make soak` runs the two-worker case too
+@pytest.mark.parametrize("workers", [pytest.param(2, marks=pytest.mark.soak), 3])
 def test_a_worker_killed_at_a_random_point_changes_no_result(workers, month, clean, chdb_var, tmp_path):
     clean_run, snapshots = clean
     fraction = random.Random().uniform(0.15, 0.7)
