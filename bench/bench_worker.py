@@ -55,7 +55,9 @@ events.sort(key=event_time_order)
 records = [Record("events.grid", hash(e.case_id) % 4, e.case_id.encode(), e.to_json())
            for e in events[:limit]]
 del events, lines
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def rss_kib():  # resident now (ru_maxrss is the peak, already reached while building the records)
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
+before = rss_kib()
 store = {}
 processor = CaseProcessor(load_policy(), WorkingDayCalendar(), store, mode=Mode.REPLAY)
 started = time.perf_counter()
@@ -65,7 +67,7 @@ seconds = time.perf_counter() - started
 cases = [v for k, v in store.items() if not k.startswith("\x00")]
 print(json.dumps({"events": len(records), "seconds": seconds, "cases": len(cases),
                   "state_bytes": sum(map(len, cases)) / max(1, len(cases)),
-                  "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+                  "rss_kib": rss_kib() - before}))
 '''
 
 OPEN_CASES = r'''
@@ -117,8 +119,8 @@ def processor_figures() -> tuple[list[Result], dict]:
     ]
     for row in rows:
         results.append(Result(
-            f"processor alone, {row['events']:,} events ({row['cases']:,} cases; peak memory "
-            f"+{row['rss_kib'] / 1024:,.0f} MiB)", "events/s", row["events"] / row["seconds"],
+            f"processor alone, {row['events']:,} events ({row['cases']:,} cases; memory held "
+            f"after: +{row['rss_kib'] / 1024:,.0f} MiB)", "events/s", row["events"] / row["seconds"],
             f"the same at {whole['events']:,} events", whole["events"] / whole["seconds"],
             "flat: cost per event does not grow with the input"))
     return results, whole
