@@ -53,10 +53,16 @@ def rows_from_file(adapter: Adapter, path: Path, now: datetime, wire: bool = Tru
             yield from adapter.parse_rows(stream, str(path), now)
 
 
+def import_clock(now: datetime | None) -> datetime:
+    """The instant an import judges event times against (an event later than it, plus the
+    tolerance, is refused): the caller's, else the wall clock."""
+    return now if now is not None else datetime.now(UTC)  # clock: the one edge that reads it
+
+
 def feed_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
               ) -> Iterator[tuple[str, Path, Sequence[Event | Reject]]]:
     """Every record of every file through its adapter, as models: (format, file, its items)."""
-    now = now or datetime.now(UTC)
+    now = import_clock(now)
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
         for _, items in rows_from_file(adapter, path, now, wire=False):
@@ -66,7 +72,7 @@ def feed_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | 
 def encoded_rows(files: list[tuple[str, Path]], caller_key: bytes, now: datetime | None = None
                  ) -> Iterator[tuple[str, Path, Sequence[EncodedEvent | Reject]]]:
     """`feed_rows` with the events in wire form (no model per event)."""
-    now = now or datetime.now(UTC)
+    now = import_clock(now)
     for format_name, path in files:
         adapter = adapter_for(format_name, caller_key)
         for _, items in rows_from_file(adapter, path, now):
@@ -115,7 +121,7 @@ class EventTimeImport:
         # shows how far an import got if it stops): produced and duplicates after `settle`
         self.tally = tally if tally is not None else ImportTally()
         # events later than the wall clock (+ tolerance) are refused: the import's clock
-        self.now = now or datetime.now(UTC)
+        self.now = import_clock(now)
 
     def __enter__(self) -> EventTimeImport:
         return self
