@@ -68,10 +68,11 @@ class Bits:
         return (chunk & ((1 << (stop - start)) - 1)).bit_count()
 
 
-class EventSorter:
-    """`add_record` each source record's events in input order, `settle()`, then iterate
-    `in_order()` once: every event id once (its first occurrence), in (occurred_at, event_id)
-    order. Use as a context manager: the temporary files go when it closes."""
+class _SpillingRuns:
+    """What EventSorter and CaseGrouper share: entries held in memory up to `run_size`, then
+    sorted into a run file in a temporary folder of their own, removed on close."""
+
+    _prefix = "civicflow-runs-"
 
     def __init__(self, run_size: int = DEFAULT_RUN_SIZE, directory: Path | None = None) -> None:
         if run_size < 1:
@@ -80,6 +81,38 @@ class EventSorter:
         self._directory = directory
         self._folder: Path | None = None
         self._runs: list[Path] = []
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._runs.clear()
+
+    def _next_run(self) -> Path:
+        """The path of the next run file (without suffix), the folder made at the first."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix=self._prefix, dir=self._directory))
+        return self._folder / f"run-{len(self._runs):05d}"
+
+
+def _event_fields(event: EncodedEvent) -> list[str]:
+    """The fields a run line keeps of an event besides its sort keys."""
+    return [event.source.value, event.occurred_at.isoformat(), event.payload.decode()]
+
+
+class EventSorter(_SpillingRuns):
+    """`add_record` each source record's events in input order, `settle()`, then iterate
+    `in_order()` once: every event id once (its first occurrence), in (occurred_at, event_id)
+    order. Use as a context manager: the temporary files go when it closes."""
+
+    _prefix = "civicflow-sort-"
+
+    def __init__(self, run_size: int = DEFAULT_RUN_SIZE, directory: Path | None = None) -> None:
+        super().__init__(run_size, directory)
         self._current: list[_Entry] = []
         self._current_ids: set[str] = set()
         self.records = 0  # records added (each a call of add_record)
@@ -91,10 +124,6 @@ class EventSorter:
 
     def __enter__(self) -> EventSorter:
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
 
     @property
     def spilled_runs(self) -> int:
@@ -161,22 +190,17 @@ class EventSorter:
                 if line[2] in kept)
 
     def close(self) -> None:
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-        self._runs.clear()
+        super().close()
         self._current.clear()
         self._current_ids.clear()
 
     def _spill(self) -> None:
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="civicflow-sort-", dir=self._directory))
-        path = self._folder / f"run-{len(self._runs):05d}"
+        path = self._next_run()
         self._current.sort(key=_time_key)
         with open(path.with_suffix(".events"), "wb") as handle:
             for at, event_id, sequence, _, event in self._current:
-                handle.write(orjson.dumps([at, event_id, sequence, event.case_id, event.source.value,
-                                           event.occurred_at.isoformat(), event.payload.decode()]))
+                handle.write(orjson.dumps([at, event_id, sequence, event.case_id,
+                                           *_event_fields(event)]))
                 handle.write(b"\n")
         self._current.sort(key=_id_key)
         with open(path.with_suffix(".ids"), "wb") as handle:
@@ -211,26 +235,19 @@ def _event(line: list[Any]) -> EncodedEvent:
     return EncodedEvent(event_id, case_id, Source(source), datetime.fromisoformat(at), payload.encode())
 
 
-class CaseGrouper:
+class CaseGrouper(_SpillingRuns):
     """Events grouped by case, however many: `add` in any order, then `cases()` once yields
     each case's events (in event-time order). Runs sorted by case spill to disk like
     EventSorter's."""
 
+    _prefix = "civicflow-cases-"
+
     def __init__(self, run_size: int = DEFAULT_RUN_SIZE, directory: Path | None = None) -> None:
-        if run_size < 1:
-            raise ValueError("run_size must be at least 1")
-        self.run_size = run_size
-        self._directory = directory
-        self._folder: Path | None = None
-        self._runs: list[Path] = []
+        super().__init__(run_size, directory)
         self._current: list[tuple[str, float, str, EncodedEvent]] = []
 
     def __enter__(self) -> CaseGrouper:
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
 
     def add(self, event: EncodedEvent) -> None:
         self._current.append((event.case_id, event.occurred_at.timestamp(), event.event_id,
@@ -247,21 +264,15 @@ class CaseGrouper:
             yield [entry[3] for entry in group]
 
     def close(self) -> None:
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-        self._runs.clear()
+        super().close()
         self._current.clear()
 
     def _spill(self) -> None:
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="civicflow-cases-", dir=self._directory))
-        path = self._folder / f"run-{len(self._runs):05d}.cases"
+        path = self._next_run().with_suffix(".cases")
         self._current.sort(key=_case_key)
         with open(path, "wb") as handle:
             for case_id, at, event_id, event in self._current:
-                handle.write(orjson.dumps([case_id, at, event_id, event.source.value,
-                                           event.occurred_at.isoformat(), event.payload.decode()]))
+                handle.write(orjson.dumps([case_id, at, event_id, *_event_fields(event)]))
                 handle.write(b"\n")
         self._runs.append(path)
         self._current = []
