@@ -152,6 +152,16 @@ def _local_time(name: str, description: str, required: bool = False) -> dict[str
     return field
 
 
+def _table_schema(feed: str, columns: list[str], fields: list[dict[str, Any]], fields_match: str,
+                  title: str, description: str) -> dict[str, Any]:
+    """A CSV feed's Table Schema, its fields checked against the adapter's columns."""
+    names = [field["name"] for field in fields]
+    if names != columns:
+        raise KeyError(f"{feed} columns and their contract differ: {names} != {columns}")
+    return {"title": title, "description": description, "fields": fields,
+            "fieldsMatch": fields_match, "missingValues": [""]}
+
+
 def hotline_12345_table_schema() -> dict[str, Any]:
     urgencies = [name for name in hotline12345.URGENCIES if name]
     fields = [
@@ -175,20 +185,13 @@ def hotline_12345_table_schema() -> dict[str, Any]:
                 "times)", pattern="0*([0-9]{1,3}|1000)"),
         _string("工单状态", "order status; 作废 cancels the case at the row's latest time"),
     ]
-    names = [field["name"] for field in fields]
-    if names != hotline12345.COLUMNS:
-        raise KeyError(f"12345 columns and their contract differ: {names} != {hotline12345.COLUMNS}")
-    return {
-        "title": "12345 hotline work-order export",
-        "description": (
+    return _table_schema("12345", hotline12345.COLUMNS, fields, "partial",
+                         "12345 hotline work-order export",
+                         (
             "One row per work order: a snapshot (DESIGN §5.2). CSV with a header row, GBK or "
             "UTF-8 (with or without BOM). Columns are matched by name, in any order; only 工单编号 "
             "and 来电时间 must be there. Each filled time column becomes one event; a later "
-            "snapshot of the same order adds only its new events."),
-        "fields": fields,
-        "fieldsMatch": "partial",
-        "missingValues": [""],
-    }
+            "snapshot of the same order adds only its new events."))
 
 
 def hotline_flow_table_schema() -> dict[str, Any]:
@@ -213,21 +216,14 @@ def hotline_flow_table_schema() -> dict[str, Any]:
         _string("说明", "on " + " and ".join(name for name, step in steps.items() if step.keeps_reason)
                 + ": the stated reason (phone and ID numbers are masked)"),
     ]
-    names = [field["name"] for field in fields]
-    if names != hotline_flow.COLUMNS:
-        raise KeyError(f"12345-flow columns and their contract differ: {names} != {hotline_flow.COLUMNS}")
-    return {
-        "title": "12345 circulation log (工单流转记录)",
-        "description": (
+    return _table_schema("12345-flow", hotline_flow.COLUMNS, fields, "partial",
+                         "12345 circulation log (工单流转记录)",
+                         (
             "One row per step of a work order (DESIGN §5.5). CSV with a header row, GBK or UTF-8 "
             "(with or without BOM). Columns are matched by name, in any order; only "
             + ", ".join(hotline_flow.REQUIRED) + " must be there. It brings no created event: "
             "category, urgency and area come from the order export of the same 工单编号. A step "
-            "that arrives through both exports counts once."),
-        "fields": fields,
-        "fieldsMatch": "partial",
-        "missingValues": [""],
-    }
+            "that arrives through both exports counts once."))
 
 
 def nyc311_table_schema() -> dict[str, Any]:
@@ -245,19 +241,12 @@ def nyc311_table_schema() -> dict[str, Any]:
         {"name": "Due Date", **nyc_time, "description": "→ the resolve due instant"},
         {"name": "Borough", "type": "string", "description": "→ district (Unspecified: none)"},
     ]
-    names = [field["name"] for field in fields]
-    if names != nyc311.REQUIRED:
-        raise KeyError(f"nyc311 columns and their contract differ: {names} != {nyc311.REQUIRED}")
-    return {
-        "title": "NYC 311 service requests (NYC Open Data export)",
-        "description": (
+    return _table_schema("nyc311", nyc311.REQUIRED, fields, "subset",
+                         "NYC 311 service requests (NYC Open Data export)",
+                         (
             "The Open Data CSV export of 311 Service Requests (DESIGN §5.4), UTF-8: these eight "
             "columns must be there, any others (the export has 41) are ignored. Times are "
-            "America/New_York."),
-        "fields": fields,
-        "fieldsMatch": "subset",
-        "missingValues": [""],
-    }
+            "America/New_York."))
 
 
 TABLE_SCHEMAS = {
