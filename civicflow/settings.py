@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # does not wait for the changelog to be read again
     worker_standby_replicas: int = Field(default=0, ge=0, le=3)
     clock_report_seconds: float = Field(default=5.0, gt=0)
+    # a settled case (closed or cancelled, nothing left to fire) keeps its whole state in the
+    # worker this many days after its last event, then only marks of its events (~40 bytes):
+    # the worker's memory grows with the cases of this period, not with every case of a year.
+    # An event for it arriving later is a dead letter; 0 keeps every case whole
+    case_archive_days: int = Field(default=30, ge=0, le=3650)
     sink_batch_rows: int = Field(default=200_000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     # longest wait between two attempts while ClickHouse is unavailable (the sink backs off

@@ -139,6 +139,7 @@ def build_processor(settings: Settings, mode: Mode, store: MutableMapping[str, b
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
         observer=metrics,
+        archive_after=timedelta(days=settings.case_archive_days),
     )
     return processor, metrics
 

@@ -88,6 +88,10 @@ class WorkerMetrics(Observer):
         self.returns = Counter("civicflow_case_returns_total",
                                "Returns (退单) applied: a unit handed a case back to the dispatch centre.",
                                ["source", "district"], registry=registry)
+        self.archived = Counter("civicflow_worker_cases_archived_total",
+                                "Settled cases whose whole state left the worker after the archive "
+                                "period (CIVICFLOW_CASE_ARCHIVE_DAYS); only marks of their events stay.",
+                                ["source"], registry=registry)
         self.response_time = Histogram("civicflow_response_time_seconds",
                                        "Time from the clock start to the response.",
                                        ["source", "urgency"], buckets=DURATION_BUCKETS,
@@ -128,6 +132,8 @@ class WorkerMetrics(Observer):
             self.alerts.labels(source, milestone, level, kind).inc(count)
         for delay in stats.alert_delays:
             self.alert_delay.observe(delay)
+        for source, count in stats.archived.items():
+            self.archived.labels(source).inc(count)
         for (source, district), count in stats.returns.items():
             self.returned(source, district, count)
         for source, urgency, milestone, seconds in stats.met:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import struct
+import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ TopicPartition = tuple[str, int]
 CaseStore = MutableMapping[str, bytes]
 CLOCK_PREFIX = "\x00clock:"
 STATE_VERSION = 3
+ARCHIVE_TAG = b"A"
 MAX_DEAD_LETTER_RAW = 4096
 _TOPIC_OF = {s: f"events.{s.value}" for s in Source}
 _TYPES = list(EventType)
@@ -95,10 +98,11 @@ class BatchStats:
     alert_delays: list[float] = field(default_factory=list)
     met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
     returns: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # source, district
+    archived: Counter[str] = field(default_factory=Counter)  # source
 
     def __bool__(self) -> bool:
         return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
-                    or self.met or self.returns)
+                    or self.met or self.returns or self.archived)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +141,7 @@ class CaseEntry:
     """A case as the worker keeps it: its distinct events, the alerts it sent, and (not stored)
     its fold and derived state while its events do not change."""
 
-    __slots__ = ("_blob", "partition", "sent", "shown", "state", "steps", "upcoming")
+    __slots__ = ("_blob", "partition", "sent", "shown", "state", "steps", "touched", "upcoming")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -149,6 +153,10 @@ class CaseEntry:
         # suspended): a timer that changes none of them needs no new snapshot
         self.shown: tuple | None = None
         self.upcoming: int | None = None
+        # the clock when its events last changed: a case is archived only once both its last
+        # event and the worker's last news of it are older than the archive period (a backfill
+        # of old history into a live worker must not archive cases while their events arrive)
+        self.touched = 0
 
     def add(self, step: Step, replaced: Step | None) -> None:
         """Take a new step (or one that supersedes `replaced`); keep the fold when the step
@@ -181,8 +189,8 @@ class CaseEntry:
             blob = self._blob = self._encode_steps()
         base, body = blob
         sent = orjson.dumps([[code, r[0] - base, r[1] - base, r[2]] for code, r in self.sent.items()])
-        return b"[%d,%d,%d,%d,%b,%b]" % (STATE_VERSION, self.partition, self.upcoming or 0, base,
-                                         body, sent)
+        return b"[%d,%d,%d,%d,%b,%b,%d]" % (STATE_VERSION, self.partition, self.upcoming or 0, base,
+                                            body, sent, self.touched - base)
 
     def _encode_steps(self) -> tuple[int, bytes]:
         steps = list(self.steps.values())
@@ -214,9 +222,10 @@ class CaseEntry:
             return cls._decode_legacy(data)
         if data[0] != STATE_VERSION:
             raise ValueError(f"case state v{data[0]} is newer than this worker (v{STATE_VERSION})")
-        _, partition, upcoming, base, attrs_rows, rows, sent = data
+        _, partition, upcoming, base, attrs_rows, rows, sent, *touched = data
         entry = cls(partition)
         entry.upcoming = upcoming or None
+        entry.touched = base + touched[0] if touched else 0
         attrs = [CaseAttrs(Source(a[0]), a[1], a[2], a[3], a[4], a[5], a[6], Urgency(a[7]), a[8])
                  for a in attrs_rows]
         for row in rows:
@@ -259,6 +268,39 @@ class CaseEntry:
         return entry
 
 
+class ArchivedCase:
+    """What the worker keeps of a settled case (closed or cancelled, nothing left to fire, quiet
+    for the archive period): when its last event happened and a 32-bit mark of each of its
+    events, so a re-sent copy is still a duplicate and anything new is refused with the reason.
+    ~40 bytes instead of the whole state: the table's memory then grows with the cases of the
+    archive period, not with every case ever seen."""
+
+    __slots__ = ("last_at", "marks")
+
+    def __init__(self, last_at: int, marks: frozenset[int]) -> None:
+        self.last_at = last_at
+        self.marks = marks
+
+    @staticmethod
+    def mark(step: Step) -> int:
+        return zlib.crc32(f"{step.event_id}|{step.kind.value}|{step.at}|{step.reopen_count}".encode())
+
+    @classmethod
+    def of(cls, entry: CaseEntry) -> ArchivedCase:
+        steps = entry.steps.values()
+        return cls(max(s.at for s in steps), frozenset(cls.mark(s) for s in steps))
+
+    def encode(self) -> bytes:
+        marks = sorted(self.marks)
+        return ARCHIVE_TAG + struct.pack(f"<q{len(marks)}I", self.last_at, *marks)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ArchivedCase:
+        count = (len(raw) - 9) // 4
+        last_at, *marks = struct.unpack(f"<q{count}I", raw[1:])
+        return cls(last_at, frozenset(marks))
+
+
 def tune_gc() -> None:
     """The worker keeps hundreds of thousands of small objects alive (its working set of cases):
     with CPython's default thresholds the cyclic collector rescans them all many times a second
@@ -289,6 +331,7 @@ class CaseProcessor:
         wall_clock: Callable[[], datetime] | None = None,
         working_set: int = 100_000,
         observer: Observer | None = None,
+        archive_after: timedelta | None = timedelta(days=30),
     ) -> None:
         self.policy = policy
         self.calendar = calendar
@@ -296,6 +339,8 @@ class CaseProcessor:
         self.mode = mode
         self.lateness = allowed_lateness // timedelta(microseconds=1)
         self.wall_clock = wall_clock
+        # a settled case's whole state leaves the store this long after its last event
+        self.archive_after = None if not archive_after else archive_after // timedelta(microseconds=1)
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.counts: Counter[str] = Counter()
         self.observer = observer or Observer()
@@ -343,6 +388,8 @@ class CaseProcessor:
         self._flush(dirty, progress, out)
         for tp in progress:
             self._save_clock(tp, self.partitions[tp], out)
+        if len(self._attrs) > 200_000:
+            self._attrs.clear()  # it interns per-caller fields too: bounded, not a record of all
         self._report()
         return out
 
@@ -384,7 +431,7 @@ class CaseProcessor:
             if key.startswith(CLOCK_PREFIX):
                 continue
             raw = self.store.get(key)
-            if raw is None:
+            if raw is None or raw[:1] == ARCHIVE_TAG:
                 continue
             try:
                 tp, upcoming, legacy = peek_upcoming(raw)
@@ -396,7 +443,7 @@ class CaseProcessor:
             part = self._partition(tp)
             if tp in stale or legacy:
                 entry = self._load(key)
-                if entry is not None:
+                if isinstance(entry, CaseEntry):
                     self._evaluate(key, entry, part, [part.clock], out, events_changed=True)
             elif upcoming is not None:
                 self._schedule(part, key, upcoming)
@@ -421,9 +468,9 @@ class CaseProcessor:
         return from_us(latest) if latest > 0 else None
 
     def cases(self) -> Iterator[tuple[str, CaseState]]:
-        """Every stored case, reduced (tests and tools; not on the hot path)."""
+        """Every stored case not archived, reduced (tests and tools; not on the hot path)."""
         for key, raw in list(self.store.items()):
-            if not key.startswith(CLOCK_PREFIX):
+            if not key.startswith(CLOCK_PREFIX) and raw[:1] != ARCHIVE_TAG:
                 entry = CaseEntry.decode(raw)
                 yield key, entry.derive(key, self.policy, self.calendar)
 
@@ -484,10 +531,14 @@ class CaseProcessor:
                part: PartitionState, dirty: dict[str, CaseEntry], steps: list[int],
                out: Output) -> None:
         entry = dirty.get(case_id)
-        if entry is None:
-            entry = self._load(case_id) or CaseEntry(partition)
-            dirty[case_id] = entry
         source = step.attrs.source
+        if entry is None:
+            loaded = self._load(case_id)
+            if isinstance(loaded, ArchivedCase):
+                self._archived_step(case_id, loaded, step)
+                return
+            entry = loaded or CaseEntry(partition)
+            dirty[case_id] = entry
         kept = entry.steps.get(step.event_id)
         if kept is not None and not step.supersedes(kept):
             self.counts["duplicate"] += 1
@@ -501,7 +552,7 @@ class CaseProcessor:
         late = step.at < part.clock - lateness
         if late and entry.sent and self.mode is Mode.REPLAY:
             # a late event may prove sent alerts wrong: settle the case as of before it
-            self._evaluate(case_id, entry, part, steps, out)
+            self._evaluate(case_id, entry, part, steps, out, may_archive=False)
         entry.add(step, kept)
         if step.kind in _MEETS:
             self._note_met(case_id, entry, step)
@@ -513,12 +564,27 @@ class CaseProcessor:
         if late:
             self.counts["late"] += 1
             self._stats.late[source] += 1
-            self._evaluate(case_id, entry, part, [part.clock], out)
+            self._evaluate(case_id, entry, part, [part.clock], out, may_archive=False)
         if self.mode is Mode.REPLAY:
             watermark = part.high_water - self.lateness
             if watermark > part.clock:
                 part.clock = watermark
                 steps.append(watermark)
+
+    def _archived_step(self, case_id: str, archived: ArchivedCase, step: Step) -> None:
+        """An event of an archived case: a copy of one it had is a duplicate; anything else is
+        refused (raised as a dead letter) with what to do."""
+        if ArchivedCase.mark(step) in archived.marks:
+            self.counts["duplicate"] += 1
+            self._stats.duplicates[step.attrs.source] += 1
+            return
+        days = (self.archive_after or 0) // 86_400_000_000
+        raise InvalidRecord(
+            f"case archived: case {case_id} was settled (closed or cancelled) and its last event "
+            f"was on {from_us(archived.last_at).date().isoformat()}, more than {days} days before "
+            f"the clock, so the worker keeps only its event marks; this event is new to it and "
+            f"was not applied. To apply it, replay the case's feeds into a new var dir with a "
+            f"larger CIVICFLOW_CASE_ARCHIVE_DAYS")
 
     def _note_met(self, case_id: str, entry: CaseEntry, step: Step) -> None:
         """Response / resolution time when this step meets its milestone (for the histograms)."""
@@ -551,7 +617,7 @@ class CaseProcessor:
                 continue  # stale entry: the case was rescheduled since
             del part.scheduled[case_id]
             entry = self._load(case_id)
-            if entry is not None:
+            if isinstance(entry, CaseEntry):
                 self._evaluate(case_id, entry, part, steps, out)
 
     def _emitted_at(self, at: int, steps: list[int]) -> int:
@@ -561,7 +627,7 @@ class CaseProcessor:
         return steps[index] if index < len(steps) else steps[-1]
 
     def _evaluate(self, case_id: str, entry: CaseEntry, part: PartitionState, steps: list[int],
-                  out: Output, events_changed: bool = False) -> None:
+                  out: Output, events_changed: bool = False, may_archive: bool = True) -> None:
         """Fire, end and retract what is due at the partition's clock; a new snapshot when the
         case's events changed or the clock changed what it shows; the state written when
         either its events or its sent alerts changed."""
@@ -593,11 +659,31 @@ class CaseProcessor:
             self._stats.alerts[(state.source, change.milestone, change.level, change.kind)] += 1
             if change.kind == "fire":
                 self._stats.alert_delays.append(max(0.0, (emitted - change.fires_at) / 1e6))
+        archive = False
+        if events_changed:
+            entry.touched = clock
+        if upcoming is None and self.archive_after and state.status in _SETTLED:
+            last_at = max(s.at for s in entry.steps.values())
+            archive_at = max(last_at, entry.touched) + self.archive_after
+            if archive_at > clock:
+                upcoming = archive_at
+            else:
+                archive = may_archive
         entry.upcoming = upcoming
         shown = (escalation, state.status_at(clock), state.suspended_at(clock))
         if events_changed or shown != entry.shown:
             out.snapshots.append((partition, key, snapshot_json(state, clock, escalation)))
             entry.shown = shown
+        if archive:
+            raw = ArchivedCase.of(entry).encode()
+            self.store[case_id] = raw
+            out.state_writes.append((partition, key, raw))
+            self._working.pop(case_id, None)
+            part.scheduled.pop(case_id, None)
+            self.counts["archived"] += 1
+            self._stats.archived[state.source] += 1
+            self.observer.case(case_id, None)
+            return
         if changes or events_changed:
             raw = entry.encode()
             self.store[case_id] = raw
@@ -610,7 +696,7 @@ class CaseProcessor:
         else:
             self._schedule(part if tp in self.partitions else self._partition(tp), case_id, upcoming)
 
-    def _load(self, case_id: str) -> CaseEntry | None:
+    def _load(self, case_id: str) -> CaseEntry | ArchivedCase | None:
         entry = self._working.get(case_id)
         if entry is not None:
             self._working.move_to_end(case_id)
@@ -618,6 +704,8 @@ class CaseProcessor:
         raw = self.store.get(case_id)
         if raw is None:
             return None
+        if raw[:1] == ARCHIVE_TAG:
+            return ArchivedCase.decode(raw)
         entry = CaseEntry.decode(raw)
         self._remember(case_id, entry)
         return entry
@@ -657,6 +745,7 @@ _RED = list(AlertLevel).index(AlertLevel.RED)
 _GAUGED = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
 _CANCELLED = CaseStatus.CANCELLED
 _CLOSED = CaseStatus.CLOSED
+_SETTLED = (_CLOSED, _CANCELLED)
 
 
 def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
@@ -684,5 +773,5 @@ def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
                      state.suspended_at(clock))
 
 
-__all__ = ["ESCALATION_RANK", "BatchStats", "CaseEntry", "CaseFacts", "CaseProcessor", "CaseStore",
-           "Mode", "Observer", "Output", "Record"]
+__all__ = ["ESCALATION_RANK", "ArchivedCase", "BatchStats", "CaseEntry", "CaseFacts", "CaseProcessor",
+           "CaseStore", "Mode", "Observer", "Output", "Record"]
