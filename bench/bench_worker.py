@@ -48,7 +48,7 @@ from schemas.policy import load_policy
 from streams.calendar import WorkingDayCalendar
 from streams.processor import CaseProcessor, Mode, Record, tune_gc
 tune_gc()  # as the worker does
-days, limit = int(sys.argv[1]), int(sys.argv[2])
+days, limit, archive_days = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
 events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
 events.sort(key=event_time_order)
@@ -59,15 +59,17 @@ def rss_kib():  # resident now (ru_maxrss is the peak, already reached while bui
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
 before = rss_kib()
 store = {}
-processor = CaseProcessor(load_policy(), WorkingDayCalendar(), store, mode=Mode.REPLAY)
+processor = CaseProcessor(load_policy(), WorkingDayCalendar(), store, mode=Mode.REPLAY,
+                          archive_after=timedelta(days=archive_days))
 started = time.perf_counter()
 for i in range(0, len(records), 10_000):
     processor.process(records[i:i + 10_000])
 seconds = time.perf_counter() - started
 cases = [v for k, v in store.items() if not k.startswith("\x00")]
+whole = [len(v) for v in cases if not v.startswith(b"A")]
 print(json.dumps({"events": len(records), "seconds": seconds, "cases": len(cases),
-                  "state_bytes": sum(map(len, cases)) / max(1, len(cases)),
-                  "rss_kib": rss_kib() - before}))
+                  "state_bytes": sum(whole) / max(1, len(whole)), "store_bytes": sum(map(len, cases)),
+                  "archived": processor.counts["archived"], "rss_kib": rss_kib() - before}))
 '''
 
 OPEN_CASES = r'''
@@ -107,8 +109,9 @@ def _python(code: str, *args: object) -> dict:
 
 
 def processor_figures() -> tuple[list[Result], dict]:
-    whole = _python(PROCESSOR, 56, 10**9)
-    rows = [_python(PROCESSOR, days, limit) for days, limit in ((2, 10**4), (17, 10**5), (160, 10**6))]
+    whole = _python(PROCESSOR, 56, 10**9, 30)
+    rows = [_python(PROCESSOR, days, limit, 30) for days, limit in ((2, 10**4), (17, 10**5), (160, 10**6))]
+    kept = _python(PROCESSOR, 160, 10**6, 0)
     opened = _python(OPEN_CASES, 1_000_000)
     results = [
         Result(f"worker state per case (stored bytes, {whole['cases']:,} cases)", "bytes",
@@ -123,6 +126,13 @@ def processor_figures() -> tuple[list[Result], dict]:
             f"after: +{row['rss_kib'] / 1024:,.0f} MiB)", "events/s", row["events"] / row["seconds"],
             f"the same at {whole['events']:,} events", whole["events"] / whole["seconds"],
             "flat: cost per event does not grow with the input"))
+    archived = rows[-1]
+    results.append(Result(
+        f"processor memory held after {archived['events']:,} events over 160 days "
+        f"({archived['cases']:,} cases, {archived['archived']:,} archived after 30 days; store "
+        f"{archived['store_bytes'] / 2**20:,.0f} MiB vs {kept['store_bytes'] / 2**20:,.0f} MiB)", "MiB",
+        archived["rss_kib"] / 1024, "the same with archiving off (CIVICFLOW_CASE_ARCHIVE_DAYS=0)",
+        kept["rss_kib"] / 1024, "grows with the cases of the archive period, not of the input"))
     return results, whole
 
 

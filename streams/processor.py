@@ -190,7 +190,7 @@ class CaseEntry:
         base, body = blob
         sent = orjson.dumps([[code, r[0] - base, r[1] - base, r[2]] for code, r in self.sent.items()])
         return b"[%d,%d,%d,%d,%b,%b,%d]" % (STATE_VERSION, self.partition, self.upcoming or 0, base,
-                                            body, sent, self.touched - base)
+                                            body, sent, (self.touched - base) // 1_000_000)
 
     def _encode_steps(self) -> tuple[int, bytes]:
         steps = list(self.steps.values())
@@ -225,7 +225,7 @@ class CaseEntry:
         _, partition, upcoming, base, attrs_rows, rows, sent, *touched = data
         entry = cls(partition)
         entry.upcoming = upcoming or None
-        entry.touched = base + touched[0] if touched else 0
+        entry.touched = base + touched[0] * 1_000_000 if touched else 0  # stored in seconds
         attrs = [CaseAttrs(Source(a[0]), a[1], a[2], a[3], a[4], a[5], a[6], Urgency(a[7]), a[8])
                  for a in attrs_rows]
         for row in rows:
