@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -235,9 +235,11 @@ feedback = "1wd"
 """
 
 
-def live_latency(count: int = 10_000) -> list[Result]:
+def live_latency(count: int = 10_000,
+                 examine: Callable[[ClickHouseSink], None] | None = None) -> list[Result]:
     """`count` cases whose yellow (0.8 x 1 min = 48 s after creation) falls within one minute;
-    each alert's landing time in ClickHouse (the row's `landed_at`) minus its instant."""
+    each alert's landing time in ClickHouse (the row's `landed_at`) minus its instant.
+    `examine` reads the run's ClickHouse before it is removed (bench/profile_live.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "policy.toml").write_text(LIVE_POLICY)
@@ -246,7 +248,8 @@ def live_latency(count: int = 10_000) -> list[Result]:
         settings.var_dir.mkdir()
         sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
         migrate(sink.client, settings.database)
-        with broker_for(settings) as bootstrap, sink_thread(settings, bootstrap, sink) as runner:
+        with broker_for(settings) as bootstrap, \
+                sink_thread(settings, bootstrap, sink) as runner:
             worker = _worker(settings, bootstrap, "live", folder / "worker.log")
             try:
                 deadline = time.monotonic() + 120
@@ -285,6 +288,8 @@ def live_latency(count: int = 10_000) -> list[Result]:
                 "SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', fires_at, landed_at)) / 1000, "
                 "quantiles(0.5, 0.99)(dateDiff('millisecond', fires_at, emitted_at)) / 1000 "
                 f"FROM {settings.database}.alerts WHERE level = 'yellow'").result_rows[0]
+            if examine is not None:
+                examine(sink)
     (landed_p50, landed_p99), (sent_p50, sent_p99) = quantiles
     return [
         Result(f"live: {count:,} alerts due within one minute, instant -> landed in ClickHouse, p99",
