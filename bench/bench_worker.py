@@ -240,7 +240,8 @@ def live_latency(count: int = 10_000,
     """`count` cases whose yellow (0.8 x 1 min = 48 s after creation) falls within one minute;
     each alert's landing time in ClickHouse (the row's `landed_at`) minus its instant.
     `examine` reads the run's ClickHouse before it is removed (bench/profile_live.py)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    # chDB stays open in this process and may still be merging parts when the folder goes
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         folder = Path(tmp)
         (folder / "policy.toml").write_text(LIVE_POLICY)
         settings = Settings(var_dir=folder / "var", partitions=PARTITIONS, database="bench_live",
@@ -249,7 +250,7 @@ def live_latency(count: int = 10_000,
         sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
         migrate(sink.client, settings.database)
         with broker_for(settings) as bootstrap, \
-                sink_thread(settings, bootstrap, sink) as runner:
+                sink_thread(settings, bootstrap, sink, live=True) as runner:
             worker = _worker(settings, bootstrap, "live", folder / "worker.log")
             try:
                 deadline = time.monotonic() + 120

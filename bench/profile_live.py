@@ -1,7 +1,7 @@
 """Where an alert's time goes in live mode, from its instant to its row in ClickHouse.
 
-`python -m bench.profile_live` runs the `worker-live` benchmark with the sink instrumented and
-prints, per stage, p50 / p99 of the time each yellow alert spent there:
+`python -m bench.profile_live [--replay-batching]` runs the `worker-live` benchmark with the sink
+instrumented and prints, per stage, p50 / p99 of the time each yellow alert spent there:
 
 - instant -> emitted_at: the worker's tick reaching the instant (its evaluation time);
 - emitted_at -> Kafka timestamp: the produce() call after the tick's evaluation;
@@ -15,6 +15,7 @@ and per batch: rows, the time of each insert by table, the commit.
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -37,7 +38,7 @@ LOCK = threading.Lock()
 
 
 class ProfiledRunner(SinkRunner):
-    def _absorb(self, messages, writer, in_flight):  # type: ignore[no-untyped-def]
+    def _absorb(self, messages):  # type: ignore[no-untyped-def]
         now = time.time()
         for message in messages:
             if message.error() is None and message.topic() == "alerts.sla":
@@ -46,7 +47,7 @@ class ProfiledRunner(SinkRunner):
                     alert_id = orjson.loads(value)["alert_id"]
                     RECEIVED[alert_id] = now
                     KAFKA_TS[alert_id] = message.timestamp()[1] / 1000
-        return super()._absorb(messages, writer, in_flight)
+        super()._absorb(messages)
 
     def _hand_off(self, writer, in_flight):  # type: ignore[no-untyped-def]
         now = time.time()
@@ -100,6 +101,13 @@ def _quantiles(values: list[float]) -> str:
 
 def main() -> None:
     civicflow.pipeline.SinkRunner = ProfiledRunner  # type: ignore[misc]
+    if "--replay-batching" in sys.argv:  # the sink batches as in a replay (a timer, no idle flush)
+        sink_runner = civicflow.pipeline.sink_runner
+
+        def replay_batching(*args: Any, **kwargs: Any) -> SinkRunner:
+            return sink_runner(*args, **{**kwargs, "live": False})
+
+        civicflow.pipeline.sink_runner = replay_batching
     captured: list[tuple[str, float, float, float]] = []
 
     def examine(sink: ClickHouseSink) -> None:

@@ -413,9 +413,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
+    from civicflow.pipeline import sink_runner
     from sinks.clickhouse import ClickHouseSink, connect
     from sinks.migrate import migrate
-    from sinks.runner import SinkRunner
 
     if not settings.bootstrap:
         raise ConfigError("the sink needs --bootstrap or CIVICFLOW_BOOTSTRAP")
@@ -428,9 +428,9 @@ def cmd_sink(settings: Settings, _args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-    runner = SinkRunner(settings.bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds, metrics=SinkMetrics(registry),
-                        retry_max_seconds=settings.sink_retry_max_seconds)
+    # the long-running sink serves the live pipeline: batches written as soon as it caught up
+    runner = sink_runner(settings, settings.bootstrap, sink, live=True,
+                         metrics=SinkMetrics(registry))
     try:
         runner.run()
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from schemas.event import EncodedEvent, Event, event_time_order
 from schemas.policy import load_policy
 from schemas.topics import EVENT_TOPICS, INVALID_TOPIC
 from sinks.clickhouse import TABLE_FOR_TOPIC, ClickHouseSink, connect
+from sinks.metrics import SinkMetrics
 from sinks.migrate import migrate
 from sinks.notifier import Notifier, notifier_thread
 from sinks.runner import SINK_GROUP, SinkRunner
@@ -109,16 +110,29 @@ def worker_process(settings: Settings, bootstrap: str, mode: str) -> Iterator[su
             stop_process(proc, grace=10.0)
 
 
+def sink_runner(settings: Settings, bootstrap: str, sink: ClickHouseSink, *, live: bool,
+                metrics: SinkMetrics | None = None) -> SinkRunner:
+    """The sink with its batching for the mode: live writes a batch as soon as it has caught
+    up (latency), a replay gathers big batches (throughput)."""
+    return SinkRunner(
+        bootstrap, sink, batch_rows=settings.sink_batch_rows,
+        batch_seconds=settings.sink_batch_seconds, idle_flush=live,
+        linger_seconds=settings.sink_linger_seconds or (0.02 if live else 0.1),
+        fetch_wait_ms=settings.sink_fetch_wait_ms if settings.sink_fetch_wait_ms is not None
+        else (50 if live else 500),
+        metrics=metrics, retry_max_seconds=settings.sink_retry_max_seconds)
+
+
 @contextlib.contextmanager
-def sink_thread(settings: Settings, bootstrap: str, sink: ClickHouseSink) -> Iterator[SinkRunner]:
-    """The sink on a thread of this process; what it logs also goes to var/sink.log."""
+def sink_thread(settings: Settings, bootstrap: str, sink: ClickHouseSink,
+                live: bool = False) -> Iterator[SinkRunner]:
+    """The sink on a thread of this process (batching for a replay unless `live`); what it
+    logs also goes to var/sink.log."""
     handler = logging.FileHandler(settings.var_dir / "sink.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     sink_log = logging.getLogger("civicflow.sink")
     sink_log.addHandler(handler)
-    runner = SinkRunner(bootstrap, sink, batch_rows=settings.sink_batch_rows,
-                        batch_seconds=settings.sink_batch_seconds,
-                        retry_max_seconds=settings.sink_retry_max_seconds)
+    runner = sink_runner(settings, bootstrap, sink, live=live)
     thread = threading.Thread(target=runner.run, name="civicflow-sink", daemon=True)
     thread.start()
     try:

@@ -136,13 +136,21 @@ class SinkStats:
 class SinkRunner:
     def __init__(self, bootstrap: str, sink: ClickHouseSink, *, batch_rows: int = 200_000,
                  batch_seconds: float = 0.5, backlog_seconds: float = 5.0,
+                 idle_flush: bool = False, linger_seconds: float = 0.1, fetch_wait_ms: int = 500,
                  group_id: str = SINK_GROUP, metrics: SinkMetrics | None = None,
                  retry_max_seconds: float = 30.0) -> None:
+        """A batch is written once it holds `batch_rows` (the sink is behind), once a control
+        record closed it, or, caught up: with `idle_flush` (live) as soon as a read finds nothing
+        more queued and the previous batch is in, else (replay) `batch_seconds` after the last
+        write, so inserts stay big. One read waits at most `linger_seconds` for more records;
+        the broker holds a fetch that finds none for at most `fetch_wait_ms`."""
         self.sink = sink
         self.metrics = metrics or SinkMetrics(CollectorRegistry())
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.backlog_seconds = backlog_seconds
+        self.idle_flush = idle_flush
+        self.linger_seconds = linger_seconds
         self.retry_max_seconds = retry_max_seconds
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -150,6 +158,7 @@ class SinkRunner:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "fetch.max.bytes": 64 * 1024 * 1024,
+            "fetch.wait.max.ms": fetch_wait_ms,
         })
         self.stats = SinkStats()
         self.group_id = group_id
@@ -159,6 +168,7 @@ class SinkRunner:
         self._recovery: Recovery | None = None
         self._reuse: Recovery | None = None
         self._markers: list[Marker] = []
+        self._close_batch = False  # a control record was read: write the batch when the writer is free
         self._landed: dict[str, set[tuple[str, str, int]]] = defaultdict(set)
         self._lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -258,7 +268,9 @@ class SinkRunner:
 
     def run(self) -> None:
         """Consume into a batch while the previous batch is written (one writer thread; chDB and
-        the HTTP client release the GIL), then commit each batch after ClickHouse accepted it."""
+        the HTTP client release the GIL), then commit each batch after ClickHouse accepted it.
+        A batch that is due while the previous one is still being written keeps filling (up to
+        `batch_rows`) instead of waiting: it is written as soon as the writer is free."""
         in_flight: InFlight | None = None
         try:
             self.assign()
@@ -267,25 +279,26 @@ class SinkRunner:
                 while not self.stop_event.is_set():
                     if time.monotonic() - self._topics_checked > TOPIC_CHECK_SECONDS:
                         self._check_topics()
-                    messages = self.consumer.consume(CONSUME_MAX, timeout=0.1)
+                    if in_flight is not None and in_flight.future.done():
+                        self._complete(in_flight)
+                        in_flight = None
+                    messages = self.consumer.consume(CONSUME_MAX, timeout=self.linger_seconds)
                     if self._recovery is not None:
                         in_flight = self._recover(messages, writer, in_flight)
                         last_flush = time.monotonic()
                         continue
-                    in_flight, flushed = self._absorb(messages, writer, in_flight)
-                    if flushed:
+                    self._absorb(messages)
+                    if not self._offsets:
+                        continue
+                    if self.sink.pending >= self.batch_rows:
+                        in_flight = self._hand_off(writer, in_flight)  # waits for the writer
                         last_flush = time.monotonic()
-                    # caught up (a short read): close the batch after batch_seconds, for
-                    # latency; behind (full reads): fill it up to batch_rows, for throughput
-                    elapsed = time.monotonic() - last_flush
-                    behind = len(messages) == CONSUME_MAX and elapsed < self.backlog_seconds
-                    due = elapsed >= self.batch_seconds and not behind
-                    if self.sink.pending >= self.batch_rows or (due and self._offsets):
+                        continue
+                    if in_flight is not None and not in_flight.future.done():
+                        continue
+                    if self._close_batch or self._caught_up(messages, time.monotonic() - last_flush):
                         in_flight = self._hand_off(writer, in_flight)
                         last_flush = time.monotonic()
-                    elif due and in_flight is not None and in_flight.future.done():
-                        self._complete(in_flight)  # an idle stream still gets its commit
-                        in_flight = None
                 in_flight = self._hand_off(writer, in_flight)
                 if in_flight is not None:
                     self._complete(in_flight)
@@ -295,20 +308,26 @@ class SinkRunner:
         finally:
             self.consumer.close()
 
-    def _absorb(self, messages: list[Message], writer: ThreadPoolExecutor,
-                in_flight: InFlight | None) -> tuple[InFlight | None, bool]:
+    def _caught_up(self, messages: list[Message], since_flush: float) -> bool:
+        """Whether the batch is due: live (idle flush), as soon as a read comes back short (the
+        consumer has nothing more queued); replay, `batch_seconds` after the last write unless
+        reads come back full (behind: fill the batch up to `batch_rows`, for throughput)."""
+        short = len(messages) < CONSUME_MAX
+        if self.idle_flush:
+            return short
+        behind = not short and since_flush < self.backlog_seconds
+        return since_flush >= self.batch_seconds and not behind
+
+    def _absorb(self, messages: list[Message]) -> None:
         """Add consumed records to the batch; a control record closes the batch (it lands
-        after every row before it). Returns the batch in flight and whether one was handed off."""
-        flushed = False
+        after every row before it, and is written as soon as the writer is free)."""
         for topic, partition, message in readable(messages, self._offsets):
             value = message.value() or b""
             if is_control(message.key(), message.headers()):
                 self._note_marker(topic, partition, value)
-                in_flight = self._hand_off(writer, in_flight)
-                flushed = True
+                self._close_batch = True
                 continue
             self.sink.add(table_for(topic, value), value, topic, partition)
-        return in_flight, flushed
 
     def _recover(self, messages: list[Message], writer: ThreadPoolExecutor,
                  in_flight: InFlight | None) -> InFlight | None:
@@ -343,7 +362,7 @@ class SinkRunner:
         self._recovery = None
         in_flight = self._hand_off(writer, in_flight)
         self._reuse = None
-        in_flight, _ = self._absorb(recovery.held, writer, in_flight)
+        self._absorb(recovery.held)
         return in_flight
 
     def _take_batch(self) -> Batch | None:
@@ -356,6 +375,7 @@ class SinkRunner:
         self._positions.update(offsets)
         self._offsets.clear()
         self._markers = []
+        self._close_batch = False
         return batch
 
     def _hand_off(self, writer: ThreadPoolExecutor, in_flight: InFlight | None) -> InFlight | None:

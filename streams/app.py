@@ -184,6 +184,8 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     live = mode is Mode.LIVE
     batch_size = settings.worker_batch or (10_000 if live else 50_000)
     batch_seconds = settings.worker_batch_seconds or (0.2 if live else 2.0)
+    # live: an alert fires at the first tick after its instant
+    tick_seconds = settings.worker_tick_seconds or (0.1 if live else 0.5)
     events = app.topic(*EVENT_TOPICS.values(), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     table = app.Table("cases", partitions=settings.partitions, key_type=bytes, value_type=bytes)
@@ -254,7 +256,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
 
     last_clock_report = [0.0]
 
-    @app.timer(0.5)
+    @app.timer(tick_seconds)
     async def tick() -> None:
         if app.rebalancing or app.in_recovery:
             return
