@@ -34,7 +34,8 @@ def test_live_alerts_fire_at_their_instants_on_the_wall_clock(tmp_path, chdb_var
                         clock_report_seconds=1.0)
     sink = ClickHouseSink(connect(settings.clickhouse_dsn()), db)
     migrate(sink.client, db)
-    with broker_for(settings) as bootstrap, sink_thread(settings, bootstrap, sink) as runner, \
+    with broker_for(settings) as bootstrap, \
+            sink_thread(settings, bootstrap, sink, live=True) as runner, \
             worker_process(settings, bootstrap, "live"):
         producer = EventProducer(bootstrap)
         # warm-up: wait until the worker has joined and reports its clock

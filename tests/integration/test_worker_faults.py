@@ -196,7 +196,8 @@ def test_a_worker_joining_a_live_group_while_alerts_fire_loses_and_doubles_none(
         return Event(event_id=f"live-{n}-{kind}", case_id=f"property:wuye:LIVE{n}", source="property",
                      system="wuye", type=kind, occurred_at=at, urgency="urgent", district="370102")
 
-    with broker_for(settings) as bootstrap, sink_thread(settings, bootstrap, sink) as runner:
+    with broker_for(settings) as bootstrap, \
+            sink_thread(settings, bootstrap, sink, live=True) as runner:
         first = start_worker(settings, bootstrap, "live", 0, tmp_path)
         procs = [first]
         try:
