@@ -279,7 +279,9 @@ class SinkRunner:
                 while not self.stop_event.is_set():
                     if time.monotonic() - self._topics_checked > TOPIC_CHECK_SECONDS:
                         self._check_topics()
-                    if in_flight is not None and in_flight.future.done():
+                    # while ClickHouse fails, wait for it rather than read ahead into memory
+                    # what the broker keeps anyway
+                    if in_flight is not None and (in_flight.future.done() or not self.stats.healthy):
                         self._complete(in_flight)
                         in_flight = None
                     messages = self.consumer.consume(CONSUME_MAX, timeout=self.linger_seconds)

@@ -1,7 +1,8 @@
 """The live sink's batching against a real broker (Tansu) and real chDB: a batch is written when
 the sink has nothing more queued (not on a timer), records that arrive while a batch is being
-written go together into the next one, and control records read together close one batch, not
-one each. How fast alerts land is measured in bench/ (`python -m bench worker-live`)."""
+written go together into the next one, control records read together close one batch, not
+one each, and while ClickHouse fails the sink waits instead of reading ahead. How fast alerts
+land is measured in bench/ (`python -m bench worker-live`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from civicflow.embedded import embedded_broker
 from producers.kafka import EventProducer
+from schemas.errors import SinkUnavailable
 from schemas.topics import ALERTS_TOPIC
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.migrate import migrate
@@ -146,3 +148,44 @@ def test_what_arrives_while_a_batch_is_written_goes_into_one_next_batch(broker, 
     assert (rows, distinct, inserts) == (300, 300, 1)
     assert count(client, "SELECT count() FROM ct_idle_group.control_markers "
                          "WHERE run_id = 'r1'") == PARTITIONS
+
+
+def test_while_clickhouse_fails_the_sink_waits_instead_of_reading_ahead(broker, client):
+    """The first batch's insert fails (ClickHouse unavailable) and is retried; alerts sent
+    meanwhile stay on the broker, not in the sink's memory; once ClickHouse is back, every
+    alert lands once."""
+    sink = fresh(client, "ct_idle_outage")
+    failing = threading.Event()
+    failing.set()
+    write = sink.write
+
+    def unavailable_write(blocks, written, token=None):
+        if failing.is_set():
+            raise SinkUnavailable("ClickHouse is unavailable (test)")
+        write(blocks, written, token)
+
+    sink.write = unavailable_write  # type: ignore[method-assign]
+    runner = SinkRunner(broker, sink, batch_seconds=TIMER_SECONDS, idle_flush=True,
+                        linger_seconds=0.02, fetch_wait_ms=50, group_id="g-idle-outage",
+                        retry_max_seconds=0.5)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        producer = EventProducer(broker)
+        send_alerts(producer, range(1))
+        # a second failure: the read loop has seen the first and waits for the writer
+        wait_for(lambda: runner.stats.failures >= 2, "the insert to be retried", runner)
+        send_alerts(producer, range(1, 101))
+        del producer
+        time.sleep(1.0)  # many reads' worth (20 ms each) for a sink that would read ahead
+        assert sink.pending == 0
+        assert runner.stats.healthy is False
+        failing.clear()
+        wait_for(lambda: runner.stats.rows["alerts"] == 101, "every alert to land", runner)
+    finally:
+        failing.clear()
+        runner.stop_event.set()
+        thread.join(30)
+    assert count(client, "SELECT count() FROM ct_idle_outage.alerts") == 101
+    assert count(client, "SELECT uniqExact(alert_id) FROM ct_idle_outage.alerts") == 101
+    assert runner.stats.healthy is True
