@@ -112,15 +112,14 @@ def main() -> None:
 
     def examine(sink: ClickHouseSink) -> None:
         captured.extend(sink.client.query(
-        "SELECT alert_id, toUnixTimestamp64Milli(fires_at) / 1000, "
-        "toUnixTimestamp64Milli(emitted_at) / 1000, toUnixTimestamp64Milli(landed_at) / 1000 "
+            "SELECT alert_id, toUnixTimestamp64Milli(fires_at) / 1000, "
+            "toUnixTimestamp64Milli(emitted_at) / 1000, toUnixTimestamp64Milli(landed_at) / 1000 "
             f"FROM {sink.database}.alerts WHERE level = 'yellow'").result_rows)
 
     for result in bench_worker.live_latency(examine=examine):
         print(result.line())
-    rows = captured
     stages: dict[str, list[float]] = defaultdict(list)
-    for alert_id, fires, emitted, landed in rows:
+    for alert_id, fires, emitted, landed in captured:
         stages["instant -> landed_at (total)"].append(landed - fires)
         stages["instant -> emitted_at (tick)"].append(emitted - fires)
         if alert_id in KAFKA_TS:
@@ -131,7 +130,7 @@ def main() -> None:
         if alert_id in ALERT_INSERT_BEGAN and alert_id in HANDED:
             stages["handed off -> alerts insert began"].append(ALERT_INSERT_BEGAN[alert_id] - HANDED[alert_id])
             stages["alerts insert began -> landed_at"].append(landed - ALERT_INSERT_BEGAN[alert_id])
-    print(f"\n{len(rows):,} yellow alerts; stages:")
+    print(f"\n{len(captured):,} yellow alerts; stages:")
     for name, values in stages.items():
         print(f"  {name:48s} {_quantiles(values)}  (n={len(values):,})")
     by_table: dict[str, list[float]] = defaultdict(list)
