@@ -310,7 +310,7 @@ class CaseState:
                  "calendar", "cancelled_us", "case_id", "closed_us", "count", "cycles",
                  "fraction_pairs", "given_due", "halted", "holders", "last_key", "limits_version",
                  "origin", "pause_version", "pauses", "policy", "reassigned_count", "reopens",
-                 "reported_reopens", "returned_count", "runs", "satisfaction",
+                 "reported_reopens", "returned_count", "runs", "satisfaction", "snapshot_head",
                  "status_before_pause", "steps", "unit")
 
     def __init__(self, case_id: str, origin: Step, policy: SlaPolicy,
@@ -346,6 +346,8 @@ class CaseState:
         self.runs = 3  # milestone runs so far (each reopen / re-dispatch adds some)
         self._clocks: tuple[MilestoneClock, ...] = ()
         self._clocks_key: tuple[int, int] = (-1, -1)
+        # the snapshot's leading fields as JSON, for the attributes they were made from
+        self.snapshot_head: tuple[CaseAttrs, bytes] | None = None
 
     # ---- applying a step ---------------------------------------------------------------------
 
@@ -606,8 +608,10 @@ class CaseState:
         return {m: from_us(self.cycles[m][-1].due_us()[0]) for m in MILESTONES if m in limits}
 
     def paused_seconds(self) -> int:
+        if not self.pauses:
+            return 0
         resolve = self.current(Milestone.RESOLVE)
-        return 0 if resolve is None or not self.pauses else resolve.paused_us() // 1_000_000
+        return 0 if resolve is None else resolve.paused_us() // 1_000_000
 
     # ---- alert instants ----------------------------------------------------------------------
 

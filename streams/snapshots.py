@@ -9,28 +9,34 @@ from typing import Any
 
 import orjson
 
-from schemas.enums import Milestone
-from streams.cases import AlertChange, CaseState
+from streams.cases import MILESTONES, AlertChange, CaseState
 
 _CN = timezone(timedelta(hours=8))
 _CN_EPOCH = datetime(1970, 1, 1, 8, tzinfo=_CN)
 _ONE_US = timedelta(microseconds=1)
 
 
-_ISO: dict[int, str] = {}
+class _IsoCache(dict[int | None, str | None]):
+    """Instants as ISO 8601 in China time (+08:00), remembered: an event's instant is shown in
+    every snapshot of its case, due instants in those of every case that starts on the same
+    day. `None` maps to itself, so a lookup needs no test."""
+
+    def __missing__(self, us: int | None) -> str | None:
+        if us is None:
+            return None
+        if len(self) > 200_000:
+            self.clear()
+            self[None] = None
+        text = self[us] = (_CN_EPOCH + us * _ONE_US).isoformat()
+        return text
+
+
+_ISO = _IsoCache({None: None})
 
 
 def iso(us: int | None) -> str | None:
-    """An instant as ISO 8601 in China time (+08:00). Remembered: due instants are shared by
-    every case that starts on the same day."""
-    if us is None:
-        return None
-    text = _ISO.get(us)
-    if text is None:
-        if len(_ISO) > 100_000:
-            _ISO.clear()
-        text = _ISO[us] = (_CN_EPOCH + us * _ONE_US).isoformat()
-    return text
+    """An instant as ISO 8601 in China time (+08:00)."""
+    return _ISO[us]
 
 
 def _late(met: int | None, due: int | None) -> int | None:
@@ -39,20 +45,8 @@ def _late(met: int | None, due: int | None) -> int | None:
     return (met - due) // 1_000_000
 
 
-def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, Any]:
-    respond = state.current(Milestone.RESPOND)
-    resolve = state.current(Milestone.RESOLVE)
-    feedback = state.current(Milestone.FEEDBACK)
-    provisional = False
-    dues: list[int | None] = []
-    for clock_ in (respond, resolve, feedback):
-        if clock_ is None:
-            dues.append(None)
-        else:
-            due, due_provisional = clock_.due_us()
-            dues.append(due)
-            provisional |= due_provisional
-    met = [None if c is None else c.met_us for c in (respond, resolve, feedback)]
+def _snapshot_head(state: CaseState) -> dict[str, Any]:
+    """The fields that change only with the case's attributes (the leading ones, in order)."""
     return {
         "case_id": state.case_id,
         "source": state.source,
@@ -63,36 +57,63 @@ def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, An
         "grid": state.grid,
         "category": state.category,
         "urgency": state.urgency,
+    }
+
+
+def _snapshot_tail(state: CaseState, clock: int, escalation: int) -> dict[str, Any]:
+    cycles = state.cycles
+    limits = state.limits
+    iso_of = _ISO
+    provisional = False
+    dues: list[int | None] = [None, None, None]
+    met: list[int | None] = [None, None, None]
+    for index, milestone in enumerate(MILESTONES):
+        if milestone in limits:
+            run = cycles[milestone][-1]
+            met[index] = run.met_us
+            due, due_provisional = run.due_us()
+            dues[index] = due
+            provisional |= due_provisional
+    return {
         "unit": state.unit,
         "status": state.status_at(clock),
-        "created_at": iso(state.created_us),
-        "responded_at": iso(met[0]),
-        "resolved_at": iso(met[1]),
-        "feedback_at": iso(met[2]),
-        "closed_at": iso(state.closed_us),
-        "respond_due": iso(dues[0]),
-        "resolve_due": iso(dues[1]),
-        "feedback_due": iso(dues[2]),
+        "created_at": iso_of[state.origin.at],
+        "responded_at": iso_of[met[0]],
+        "resolved_at": iso_of[met[1]],
+        "feedback_at": iso_of[met[2]],
+        "closed_at": iso_of[state.closed_us],
+        "respond_due": iso_of[dues[0]],
+        "resolve_due": iso_of[dues[1]],
+        "feedback_due": iso_of[dues[2]],
         "satisfaction": state.satisfaction,
         "reopen_count": state.reopen_count,
         "escalation_level": escalation,
-        "cycle": state.cycle,
+        "cycle": state.reopens,
         "respond_late_seconds": _late(met[0], dues[0]),
         "resolve_late_seconds": _late(met[1], dues[1]),
         "feedback_late_seconds": _late(met[2], dues[2]),
-        "holder_unit": state.holder_unit,
+        "holder_unit": state.holders[-1][1],
         "returned_count": state.returned_count,
         "reassigned_count": state.reassigned_count,
         "suspended": state.suspended_at(clock),
         "paused_seconds": state.paused_seconds(),
         "provisional": provisional,
         # grows with every distinct step, and with escalation for the same steps
-        "version": state.event_count * 16 + escalation,
+        "version": state.count * 16 + escalation,
     }
 
 
+def snapshot_dict(state: CaseState, clock: int, escalation: int) -> dict[str, Any]:
+    """The case snapshot as `CaseSnapshot` fields, in its field order."""
+    return {**_snapshot_head(state), **_snapshot_tail(state, clock, escalation)}
+
+
 def snapshot_json(state: CaseState, clock: int, escalation: int) -> bytes:
-    return orjson.dumps(snapshot_dict(state, clock, escalation))
+    """`snapshot_dict` as JSON; the leading fields serialized once per case and attributes."""
+    cached = state.snapshot_head
+    if cached is None or cached[0] is not state.attrs:
+        cached = state.snapshot_head = (state.attrs, orjson.dumps(_snapshot_head(state))[:-1] + b",")
+    return cached[1] + orjson.dumps(_snapshot_tail(state, clock, escalation))[1:]
 
 
 def alert_dict(state: CaseState, change: AlertChange, emitted_at: int) -> dict[str, Any]:
@@ -108,12 +129,12 @@ def alert_dict(state: CaseState, change: AlertChange, emitted_at: int) -> dict[s
         "milestone": change.milestone,
         "cycle": change.cycle,
         "level": change.level,
-        "due_at": iso(change.due_at),
-        "fires_at": iso(change.fires_at),
-        "emitted_at": iso(emitted_at),
+        "due_at": _ISO[change.due_at],
+        "fires_at": _ISO[change.fires_at],
+        "emitted_at": _ISO[emitted_at],
         "retracted": retracted,
         "provisional": change.provisional,
-        "ended_at": iso(change.ended_at),
+        "ended_at": _ISO[change.ended_at],
         "end_reason": change.end_reason,
     }
 
