@@ -130,8 +130,9 @@ class MilestoneClock:
     """One milestone in one cycle: its start, its approved extensions (延期), when it was met or
     stopped, and its alert instants — each computed once, when first asked for."""
 
-    __slots__ = ("_cache_key", "_dues", "_points", "cycle", "ext", "met_us", "milestone",
-                 "start_day", "start_us", "state", "stop_reason", "stop_us")
+    __slots__ = ("_cache_key", "_chain", "_checked", "_dues", "_final_due", "_points", "cycle",
+                 "ext", "met_us", "milestone", "start_day", "start_us", "state", "stop_reason",
+                 "stop_us")
 
     def __init__(self, state: CaseState, milestone: Milestone, cycle: int, start: int) -> None:
         self.state = state
@@ -144,8 +145,13 @@ class MilestoneClock:
         self.stop_reason: AlertEnd | None = None
         self.ext: list[tuple[int, int]] = []  # (working days, instant it took effect)
         self._cache_key: tuple = ()
+        # the case's step count when the key was last checked: only applying a step changes
+        # what the instants rest on
+        self._checked = -1
         self._points: list[tuple[int, int, bool]] = []  # per level: fires_at, due_at, provisional
         self._dues: dict[int, tuple[int, bool]] = {}
+        self._final_due: tuple[int, bool] | None = None
+        self._chain: tuple[tuple[Limit, int | None], ...] | None = None
 
     def halt(self, at: int, reason: AlertEnd) -> None:
         if self.stop_us is None:
@@ -175,10 +181,15 @@ class MilestoneClock:
     @property
     def chain(self) -> tuple[tuple[Limit, int | None], ...]:
         """The limit, then one extended limit per approved extension with when it took effect."""
-        chain: list[tuple[Limit, int | None]] = [(self.state.limits[self.milestone], None)]
-        for days, at in self.ext:
-            chain.append((chain[-1][0].extended(days), at))
-        return tuple(chain)
+        if self._checked != self.state.count:
+            self._fresh()
+        found = self._chain
+        if found is None:
+            chain: list[tuple[Limit, int | None]] = [(self.state.limits[self.milestone], None)]
+            for days, at in self.ext:
+                chain.append((chain[-1][0].extended(days), at))
+            found = self._chain = tuple(chain)
+        return found
 
     @property
     def limits(self) -> tuple[tuple[Limit, datetime | None], ...]:
@@ -192,12 +203,15 @@ class MilestoneClock:
         """Drop computed instants when what they rest on changed: the limits, an extension, the
         suspensions, or (where suspensions exist) when the clock stopped counting."""
         state = self.state
+        self._checked = state.count
         key = (state.limits_version, len(self.ext), state.pause_version,
                self.counting_until if state.pauses else 0)
         if key != self._cache_key:
             self._cache_key = key
             self._points = []
             self._dues = {}
+            self._final_due = None
+            self._chain = None
 
     def instant_us(self, micros: int, kind: ClockKind) -> tuple[int, bool]:
         state = self.state
@@ -221,7 +235,8 @@ class MilestoneClock:
     def point(self, level: int) -> tuple[int, int, bool]:
         """(fires_at, due_at, provisional) of the alert level with index `level`. An extension
         moves only the points not yet reached when it took effect."""
-        self._fresh()
+        if self._checked != self.state.count:
+            self._fresh()
         points = self._points
         if level < len(points):
             return points[level]
@@ -241,10 +256,13 @@ class MilestoneClock:
 
     def due_us(self) -> tuple[int, bool]:
         """The red instant under the final (extended) limit."""
-        self._fresh()
-        if not self.ext:
-            return self._due(self.state.limits[self.milestone])
-        return self._due(self.chain[-1][0])
+        if self._checked != self.state.count:
+            self._fresh()
+        found = self._final_due
+        if found is None:
+            limit = self.chain[-1][0] if self.ext else self.state.limits[self.milestone]
+            found = self._final_due = self._due(limit)
+        return found
 
     def due(self, _calendar: WorkingDayCalendar | None = None) -> datetime:
         return from_us(self.due_us()[0])
