@@ -670,19 +670,27 @@ class CaseState:
         escalation = 0
         seen: set[int] = set()
         levels = len(LEVELS)
+        count = self.count
         for run in self.clocks:
             milestone = run.milestone
             base = (run.cycle * 3 + MILESTONE_INDEX[milestone]) * 5
             until = run.counting_until
-            sent_here = bool(sent) and any(base <= code < base + levels for code in sent)
+            sent_here: bool | None = None if sent else False
+            if run._checked != count:
+                run._fresh()
+            points = run._points  # the instants computed so far (point() computes the others)
             for level in range(levels):
-                fires_at, due_at, provisional = run.point(level)
+                fires_at, due_at, provisional = (points[level] if level < len(points)
+                                                 else run.point(level))
                 if fires_at > clock:
                     if until > fires_at and fires_at < upcoming:
                         upcoming = fires_at
                     break
-                if until <= fires_at and not sent_here:
-                    break  # met or stopped before this instant: no later level fires either
+                if until <= fires_at:
+                    if sent_here is None:
+                        sent_here = any(base <= code < base + levels for code in sent)
+                    if not sent_here:
+                        break  # met or stopped before this instant: no later level fires either
                 code = base + level
                 seen.add(code)
                 record = sent.get(code)
