@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 import orjson
 
@@ -105,9 +106,9 @@ class BatchStats:
                     or self.met or self.returns or self.archived)
 
 
-@dataclass(frozen=True, slots=True)
-class CaseFacts:
-    """A case's contribution to the live gauges (bounded labels only)."""
+class CaseFacts(NamedTuple):
+    """A case's contribution to the live gauges (bounded labels only). A named tuple: made on
+    every evaluation, where a frozen dataclass's __init__ cost 10x more."""
 
     source: str
     district: str
