@@ -149,7 +149,9 @@ class CaseEntry:
         self.steps: dict[str, Step] = {}
         self.sent: dict[int, list] = {}  # alert code -> [fires_at, due_at, flags]
         self.state: CaseState | None = None
-        self._blob: tuple[int, bytes] | None = None  # (base, encoded attrs and steps)
+        # the stored form of the steps so far: (base, attributes, their JSON, the steps' rows as
+        # JSON), each without brackets; a step that comes after the base adds one row
+        self._blob: tuple[int, list[CaseAttrs], bytes, bytes] | None = None
         # what the last snapshot showed of the clock-dependent fields (escalation, status,
         # suspended): a timer that changes none of them needs no new snapshot
         self.shown: tuple | None = None
@@ -163,7 +165,15 @@ class CaseEntry:
         """Take a new step (or one that supersedes `replaced`); keep the fold when the step
         simply comes after everything folded so far."""
         self.steps[step.event_id] = step
-        self._blob = None
+        blob = self._blob
+        if blob is not None:
+            base, attrs_list, attrs_body, rows_body = blob
+            if replaced is not None or step.at < base:
+                self._blob = None  # the step keeps its place, or every row moves
+            else:
+                index, attrs_body = _attrs_index(step.attrs, attrs_list, attrs_body)
+                self._blob = (base, attrs_list, attrs_body,
+                              rows_body + b"," + _encode_row(step, base, index))
         state = self.state
         if state is None or replaced is not None or state.last_key is None:
             self.state = None
@@ -188,33 +198,22 @@ class CaseEntry:
         blob = self._blob
         if blob is None:
             blob = self._blob = self._encode_steps()
-        base, body = blob
+        base, _, attrs_body, rows_body = blob
         sent = orjson.dumps([[code, r[0] - base, r[1] - base, r[2]] for code, r in self.sent.items()])
-        return b"[%d,%d,%d,%d,%b,%b,%d]" % (STATE_VERSION, self.partition, self.upcoming or 0, base,
-                                            body, sent, (self.touched - base) // 1_000_000)
+        return b"[%d,%d,%d,%d,[%b],[%b],%b,%d]" % (
+            STATE_VERSION, self.partition, self.upcoming or 0, base, attrs_body, rows_body, sent,
+            (self.touched - base) // 1_000_000)
 
-    def _encode_steps(self) -> tuple[int, bytes]:
+    def _encode_steps(self) -> tuple[int, list[CaseAttrs], bytes, bytes]:
         steps = list(self.steps.values())
         base = min(s.at for s in steps)
         attrs_list: list[CaseAttrs] = []
-        attrs_index: dict[CaseAttrs, int] = {}
+        attrs_body = b""
         rows = []
         for step in steps:
-            index = attrs_index.get(step.attrs)
-            if index is None:
-                index = attrs_index[step.attrs] = len(attrs_list)
-                attrs_list.append(step.attrs)
-            row = [_TYPE_INDEX[step.kind], step.at - base, step.event_id, index, step.unit,
-                   None if step.satisfaction is None else _SATISFACTION_INDEX[step.satisfaction],
-                   step.extension_days, step.reopen_count,
-                   None if step.due_at is None else step.due_at - base, step.reason]
-            while row[-1] is None:
-                row.pop()
-            if len(row) == 4 and index == 0:
-                row.pop()
-            rows.append(row)
-        body = orjson.dumps([list(a) for a in attrs_list]) + b"," + orjson.dumps(rows)
-        return base, body
+            index, attrs_body = _attrs_index(step.attrs, attrs_list, attrs_body)
+            rows.append(_encode_row(step, base, index))
+        return base, attrs_list, attrs_body, b",".join(rows)
 
     @classmethod
     def decode(cls, raw: bytes) -> CaseEntry:
@@ -300,6 +299,30 @@ class ArchivedCase:
         count = (len(raw) - 9) // 4
         last_at, *marks = struct.unpack(f"<q{count}I", raw[1:])
         return cls(last_at, frozenset(marks))
+
+
+def _attrs_index(attrs: CaseAttrs, attrs_list: list[CaseAttrs], attrs_body: bytes
+                 ) -> tuple[int, bytes]:
+    """The index of a step's attributes in the stored list (added, with its JSON, if new)."""
+    for index, known in enumerate(attrs_list):
+        if known is attrs or known == attrs:
+            return index, attrs_body
+    attrs_list.append(attrs)
+    encoded = orjson.dumps(list(attrs))
+    return len(attrs_list) - 1, (attrs_body + b"," + encoded) if attrs_body else encoded
+
+
+def _encode_row(step: Step, base: int, attrs_index: int) -> bytes:
+    """One step as a compact list: times relative to `base`, trailing empty fields left out."""
+    row = [_TYPE_INDEX[step.kind], step.at - base, step.event_id, attrs_index, step.unit,
+           None if step.satisfaction is None else _SATISFACTION_INDEX[step.satisfaction],
+           step.extension_days, step.reopen_count,
+           None if step.due_at is None else step.due_at - base, step.reason]
+    while row[-1] is None:
+        row.pop()
+    if len(row) == 4 and attrs_index == 0:
+        row.pop()
+    return orjson.dumps(row)
 
 
 def tune_gc() -> None:
