@@ -37,7 +37,7 @@ from schemas.policy import SlaPolicy
 from streams.calendar import WorkingDayCalendar, from_us, to_us
 from streams.cases import ESCALATION_RANK, CaseState, distinct_steps, fold_steps
 from streams.snapshots import alert_json, snapshot_json
-from streams.steps import CaseAttrs, Step, parse_step
+from streams.steps import AttrsCache, CaseAttrs, Step, parse_step
 
 TopicPartition = tuple[str, int]
 CaseStore = MutableMapping[str, bytes]
@@ -372,7 +372,7 @@ class CaseProcessor:
         # need neither a decode nor a new reduction (the store stays the truth)
         self.working_set = working_set
         self._working: OrderedDict[str, CaseEntry] = OrderedDict()
-        self._attrs: dict[CaseAttrs, CaseAttrs] = {}
+        self._attrs: AttrsCache = {}
         # what re-evaluates stored cases when it changes: the policy and the official calendar
         self.fingerprint = f"{calendar.fingerprint}:{policy.fingerprint()}"
         self._stats = BatchStats()

@@ -199,15 +199,77 @@ def _enum(data: dict[str, Any], name: str, table: dict[str, Any], default: Any =
 _OPTIONAL_TEXT = ("district", "street", "community", "grid", "unit", "caller_hash")
 
 
-def parse_step(raw: bytes, attrs_cache: dict[CaseAttrs, CaseAttrs]) -> tuple[str, Step]:
+AttrsCache = dict[tuple, CaseAttrs]
+_ATTRS_CACHE_LIMIT = 200_000
+
+
+def _attrs_key(get: Any) -> tuple:
+    """The case-level fields of an event as sent (the key of the attributes they validate to)."""
+    return (get("source"), get("system"), get("district"), get("street"), get("community"),
+            get("grid"), get("category", "other:"), get("urgency"), get("caller_hash"))
+
+
+def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
     """(case_id, step) from an event's JSON bytes, validated field by field like the model does.
-    `attrs_cache` interns the case-level fields: most events of a case carry the same ones."""
+    `attrs_cache` maps the case-level fields as sent to their validated `CaseAttrs`: most
+    events of a case carry the same ones, validated once."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRecord(f"not a canonical event: not JSON ({exc})") from None
     if type(data) is not dict:
         raise InvalidRecord("not a canonical event: not a JSON object")
+    try:
+        found = _parse_common(data, attrs_cache)
+    except (TypeError, ValueError):
+        found = None  # an unhashable or odd value: the checked path says what is wrong
+    return found if found is not None else _parse_checked(data, attrs_cache)
+
+
+def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, Step] | None:
+    """The common case, or None: known attributes and plain values of every field. Accepts
+    only what `_parse_checked` accepts, with the same result; anything else goes there."""
+    get = data.get
+    attrs = attrs_cache.get(_attrs_key(get))
+    if attrs is None or not data.keys() <= _FIELDS or get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        return None
+    case_id = get("case_id")
+    event_id = get("event_id")
+    kind = _TYPES.get(get("type"))  # type: ignore[arg-type]
+    unit = get("unit")
+    occurred_at = get("occurred_at")
+    at = _fast_instant(occurred_at) if type(occurred_at) is str else None
+    if (type(case_id) is not str or not case_id or type(event_id) is not str or not event_id
+            or kind is None or (unit is not None and type(unit) is not str)
+            or at is None or not EARLIEST_US <= at < LATEST_US):
+        return None
+    satisfaction = get("satisfaction")
+    if satisfaction is not None:
+        satisfaction = _SATISFACTIONS.get(satisfaction)
+        if satisfaction is None:
+            return None
+    extension_days = get("extension_days")
+    if extension_days is not None and (type(extension_days) is not int
+                                       or not 0 <= extension_days <= 365):
+        return None
+    reopen_count = get("reopen_count")
+    if reopen_count is not None and (type(reopen_count) is not int
+                                     or not 0 <= reopen_count <= 1000):
+        return None
+    due_at = get("due_at")
+    if due_at is not None:
+        due_at = _fast_instant(due_at) if type(due_at) is str else None
+        if due_at is None or not EARLIEST_US <= due_at < LATEST_US:
+            return None
+    reason = get("reason")
+    if reason is not None and (type(reason) is not str or len(reason) > 500):
+        return None
+    return case_id, Step(event_id, kind, at, attrs, unit, satisfaction, extension_days,
+                         reopen_count, due_at, reason)
+
+
+def _parse_checked(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, Step]:
+    """Every field checked in turn; the first one the model would refuse is the reason."""
     if not data.keys() <= _FIELDS:
         extra = sorted(set(data) - _FIELDS)[0]
         raise InvalidRecord(f"not a canonical event: unknown field {extra[:40]!r}")
@@ -237,9 +299,14 @@ def parse_step(raw: bytes, attrs_cache: dict[CaseAttrs, CaseAttrs]) -> tuple[str
         _enum(data, "source", _SOURCES)
     urgency = get("urgency")
     urgency = Urgency.NORMAL if urgency is None else _enum(data, "urgency", _URGENCIES)
-    attrs = CaseAttrs(source, system, get("district"), get("street"), get("community"),  # type: ignore[arg-type]
-                      get("grid"), category, urgency, get("caller_hash"))
-    attrs = attrs_cache.setdefault(attrs, attrs)
+    key = _attrs_key(get)
+    attrs = attrs_cache.get(key)
+    if attrs is None:
+        if len(attrs_cache) >= _ATTRS_CACHE_LIMIT:
+            attrs_cache.clear()
+        attrs = attrs_cache[key] = CaseAttrs(
+            source, system, get("district"), get("street"), get("community"),  # type: ignore[arg-type]
+            get("grid"), category, urgency, get("caller_hash"))
     satisfaction = get("satisfaction")
     if satisfaction is not None:
         satisfaction = _enum(data, "satisfaction", _SATISFACTIONS)
