@@ -206,7 +206,7 @@ _ATTRS_CACHE_LIMIT = 200_000
 def _attrs_key(get: Any) -> tuple:
     """The case-level fields of an event as sent (the key of the attributes they validate to)."""
     return (get("source"), get("system"), get("district"), get("street"), get("community"),
-            get("grid"), get("category", "other:"), get("urgency"), get("caller_hash"))
+            get("grid"), get("category", "other:"), get("urgency", "normal"), get("caller_hash"))
 
 
 def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
@@ -297,8 +297,11 @@ def _parse_checked(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, 
     source = _SOURCES.get(get("source"))  # type: ignore[arg-type]
     if source is None:
         _enum(data, "source", _SOURCES)
-    urgency = get("urgency")
-    urgency = Urgency.NORMAL if urgency is None else _enum(data, "urgency", _URGENCIES)
+    urgency = get("urgency", Urgency.NORMAL.value)
+    urgency = _URGENCIES.get(urgency) if type(urgency) is str else None
+    if urgency is None:  # null too: the model takes an urgency or none, not null
+        raise InvalidRecord(f"not a canonical event: urgency {str(get('urgency'))[:40]!r} is not "
+                            f"one of {', '.join(_URGENCIES)}")
     key = _attrs_key(get)
     attrs = attrs_cache.get(key)
     if attrs is None:
