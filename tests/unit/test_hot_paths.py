@@ -1,0 +1,208 @@
+"""The worker's hot path (no model per record) gives what the models give: `parse_step` the
+step of `Event`, and the same step or the same refusal whether it takes its one-pass way or
+the field-by-field one; `snapshot_json` the `CaseSnapshot` fields; a stored state built step by
+step the bytes a full encode writes."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.case import CaseSnapshot
+from schemas.enums import EventType, Satisfaction, Source, Urgency
+from schemas.event import Event
+from streams.calendar import to_us
+from streams.cases import distinct_steps, fold_steps
+from streams.processor import CaseEntry
+from streams.snapshots import snapshot_dict, snapshot_json
+from streams.steps import Step, parse_step
+from tests.conftest import cn, ev
+
+
+def _instant_text(moment: datetime, offset_minutes: int, form: int) -> str:
+    """An instant in a form both the model and the worker read."""
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    if form == 0:
+        return aware.isoformat(timespec="seconds")
+    if form == 1:
+        return aware.isoformat(timespec="microseconds")
+    if form == 2:
+        return aware.isoformat(sep=" ", timespec="seconds")
+    return aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+INSTANTS = st.builds(_instant_text, st.datetimes(datetime(2000, 1, 2), datetime(2099, 12, 30)),
+                     st.sampled_from([480, 0, -300, 330]), st.integers(0, 3))
+SHORT_TEXT = st.text(max_size=6)
+VALID_EVENTS = st.fixed_dictionaries(
+    {"event_id": st.text(min_size=1, max_size=8),
+     "case_id": st.sampled_from(["grid:jn-grid:G1", "hotline:12345:H2"]),
+     "source": st.sampled_from([s.value for s in Source]),
+     "system": st.sampled_from(["jn-grid", "12345", "12345-flow", "wuye"]),
+     "type": st.sampled_from([t.value for t in EventType]),
+     "occurred_at": INSTANTS},
+    optional={"schema_version": st.just(1), "district": st.none() | SHORT_TEXT,
+              "street": st.none() | SHORT_TEXT, "community": st.none() | SHORT_TEXT,
+              "grid": st.none() | SHORT_TEXT, "category": SHORT_TEXT,
+              "urgency": st.sampled_from([u.value for u in Urgency]),
+              "unit": st.none() | SHORT_TEXT,
+              "satisfaction": st.none() | st.sampled_from([s.value for s in Satisfaction]),
+              "extension_days": st.none() | st.integers(0, 365), "caller_hash": st.none() | SHORT_TEXT,
+              "due_at": st.none() | INSTANTS, "reopen_count": st.none() | st.integers(0, 1000),
+              "reason": st.none() | st.text(max_size=20)})
+# values the model refuses (or takes only in a form the worker refuses as well)
+BAD_VALUES = {
+    "event_id": ["", 5, None, ["x"]], "case_id": ["", None, 3], "source": ["mars", 1, None, ["grid"]],
+    "system": ["", None, 7], "type": ["exploded", None, 7, {"a": 1}],
+    "occurred_at": ["2026-10-12T08:00:00", "yesterday", "2026-13-01T00:00:00+08:00",
+                    "1999-12-31T23:59:59+08:00", "2100-01-01T00:00:00+08:00",
+                    "2026-10-12T24:00:00+08:00", 1700000000, None, ["2026-10-12T08:00:00+08:00"]],
+    "district": [5, ["a"]], "street": [1.5], "community": [True], "grid": [{"g": 1}],
+    "category": [None, 3], "urgency": ["soon", 2, [1], None], "unit": [3, ["u"]],
+    "satisfaction": ["meh", 1], "extension_days": [-1, 366, True, 1.5, "3"],
+    "reopen_count": [-1, 1001, False, "2"], "due_at": ["soon", 5, "2026-10-12T08:00:00"],
+    "reason": ["x" * 501, 7], "caller_hash": [1], "schema_version": [2, "one", None],
+    "phone": ["13800138000"]}
+MUTATIONS = st.lists(st.sampled_from(
+    [(name, value) for name, values in BAD_VALUES.items() for value in values]
+    + [(name, ...) for name in ("event_id", "case_id", "source", "system", "type", "occurred_at")]),
+    max_size=2)
+
+
+def _mutated(event: dict, mutations: list) -> dict:
+    out = dict(event)
+    for name, value in mutations:
+        if value is ...:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+def _outcome(raw: bytes, cache: dict) -> tuple:
+    try:
+        case_id, step = parse_step(raw, cache)
+    except Exception as exc:  # noqa: BLE001 - the refusal itself is compared
+        return ("refused", type(exc).__name__, str(exc))
+    return ("taken", case_id, tuple(getattr(step, name) for name in Step.__slots__))
+
+
+@settings(max_examples=400, deadline=None)
+@given(VALID_EVENTS, MUTATIONS)
+def test_the_one_pass_and_the_field_by_field_parse_agree(event, mutations):
+    """With the attributes already known (the one-pass way) or not (every field checked), the
+    same step, or the same refusal with the same reason."""
+    warm: dict = {}
+    parse_step(orjson.dumps(event), warm)
+    raw = orjson.dumps(_mutated(event, mutations))
+    assert _outcome(raw, warm) == _outcome(raw, {})
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (name, value) for name, values in BAD_VALUES.items() for value in values])
+def test_every_bad_value_is_refused_the_same_way_whichever_path_reads_it(name, value):
+    event = {"event_id": "e1", "case_id": "grid:jn-grid:G1", "source": "grid", "system": "jn-grid",
+             "type": "extended", "occurred_at": "2026-10-12T08:00:00+08:00", "extension_days": 2,
+             "reopen_count": 1, "due_at": "2026-10-20T08:00:00+08:00", "reason": "r",
+             "satisfaction": "satisfied", "unit": "U1"}
+    warm: dict = {}
+    assert _outcome(orjson.dumps(event), warm)[0] == "taken"
+    raw = orjson.dumps({**event, name: value})
+    assert _outcome(raw, warm)[0] == "refused"
+    assert _outcome(raw, warm) == _outcome(raw, {})
+
+
+@settings(max_examples=400, deadline=None)
+@given(VALID_EVENTS, MUTATIONS, st.booleans())
+def test_the_worker_takes_only_what_the_model_takes_and_reads_it_the_same(event, mutations, warm):
+    data = _mutated(event, mutations)
+    cache: dict = {}
+    if warm:
+        parse_step(orjson.dumps(event), cache)
+    try:
+        model = Event.model_validate(data)
+    except ValidationError:
+        model = None
+    outcome = _outcome(orjson.dumps(data), cache)
+    if model is None:
+        assert outcome[0] == "refused", f"the worker took what the model refuses: {data}"
+    elif outcome[0] == "taken":
+        expected = Step.of(model)
+        assert outcome[1] == model.case_id
+        assert outcome[2] == tuple(getattr(expected, name) for name in Step.__slots__)
+    if not mutations:
+        assert outcome[0] == "taken"
+
+
+EVENT_KINDS = ["created", "dispatched", "responded", "resolved", "feedback", "reopened", "extended",
+               "supervised", "cancelled", "closed", "returned", "reassigned", "suspended", "resumed"]
+
+
+@st.composite
+def histories(draw):
+    """One case's events (every type; areas filled in by later events, several units)."""
+    start = cn(2026, 9, 24, 8, 0) + timedelta(hours=draw(st.integers(0, 400)))
+    events = [ev("e0", "created", start, unit="U0", district=draw(st.none() | st.just("370102")),
+                 urgency=draw(st.sampled_from(["urgent", "normal", "complex"])))]
+    for index in range(draw(st.integers(0, 10))):
+        kind = draw(st.sampled_from(EVENT_KINDS[1:]))
+        extra: dict = {}
+        if kind in ("dispatched", "reassigned", "returned"):
+            extra["unit"] = draw(st.sampled_from(["U1", "U2", "单位\"3\""]))
+        if kind == "extended":
+            extra["extension_days"] = draw(st.integers(1, 5))
+        if kind == "feedback":
+            extra["satisfaction"] = draw(st.sampled_from(["satisfied", "unsatisfied"]))
+        if draw(st.booleans()):
+            extra["district"] = "370103"
+            extra["grid"] = "370103001001001"
+        at = start + timedelta(minutes=draw(st.integers(-30, 20 * 24 * 60)))
+        events.append(ev(f"e{index + 1}", kind, at, **extra))
+    return events
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.lists(st.integers(0, 40 * 24), min_size=1, max_size=4))
+def test_snapshot_json_is_the_snapshot_model(policy, calendar, events, hours):
+    """Byte for byte the dict form (what `CaseSnapshot` validates), as the worker's case grows
+    step by step (the cached leading fields follow the attributes later steps fill in)."""
+    ordered = distinct_steps(Step.of(e) for e in events if e.occurred_at >= events[0].occurred_at)
+    state = fold_steps(events[0].case_id, ordered[:1], policy, calendar)
+    for count in range(1, len(ordered) + 1):
+        if count > 1:
+            state.apply(ordered[count - 1])
+        for hour in hours:
+            clock = ordered[0].at + hour * 3_600_000_000
+            _, _, escalation = state.evaluate({}, clock)
+            got = snapshot_json(state, clock, escalation)
+            assert got == orjson.dumps(snapshot_dict(state, clock, escalation))
+            CaseSnapshot.model_validate_json(got)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.randoms(use_true_random=False))
+def test_a_state_encoded_step_by_step_is_the_full_encoding(events, rng: random.Random):
+    """Steps added in any order (earlier ones move every row; a restated one keeps its place):
+    after each, the stored bytes equal a fresh encode of the same steps."""
+    arrivals = [Step.of(e) for e in events]
+    rng.shuffle(arrivals)
+    restated = arrivals[rng.randrange(len(arrivals))]
+    arrivals.append(Step(restated.event_id, restated.kind, restated.at, restated.attrs,
+                         restated.unit, restated.satisfaction, restated.extension_days, 1))
+    entry = CaseEntry(2)
+    entry.sent = {0: [to_us(cn(2026, 9, 25)), to_us(cn(2026, 9, 26)), 0]}
+    for step in arrivals:
+        entry.add(step, entry.steps.get(step.event_id))
+        entry.encode()
+        fresh = CaseEntry(2)
+        fresh.steps = dict(entry.steps)
+        fresh.sent = entry.sent
+        assert entry.encode() == fresh.encode()
+    again = CaseEntry.decode(entry.encode())
+    assert all(again.steps[k].same(v) for k, v in entry.steps.items())
