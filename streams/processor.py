@@ -213,7 +213,7 @@ class CaseEntry:
         for step in steps:
             index, attrs_body = _attrs_index(step.attrs, attrs_list, attrs_body)
             rows.append(_encode_row(step, base, index))
-        return base, attrs_list, attrs_body, b",".join(rows)
+        return base, attrs_list, attrs_body, b",".join(rows) if len(rows) > 1 else _compact(rows[0])
 
     @classmethod
     def decode(cls, raw: bytes) -> CaseEntry:
@@ -309,7 +309,12 @@ def _attrs_index(attrs: CaseAttrs, attrs_list: list[CaseAttrs], attrs_body: byte
             return index, attrs_body
     attrs_list.append(attrs)
     encoded = orjson.dumps(list(attrs))
-    return len(attrs_list) - 1, (attrs_body + b"," + encoded) if attrs_body else encoded
+    return len(attrs_list) - 1, (attrs_body + b"," + encoded) if attrs_body else _compact(encoded)
+
+
+def _compact(data: bytes) -> bytes:
+    """A right-sized copy: bytes from orjson keep a 4 KiB buffer, too much to keep per case."""
+    return bytes(memoryview(data))
 
 
 def _encode_row(step: Step, base: int, attrs_index: int) -> bytes:
