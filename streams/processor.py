@@ -417,8 +417,6 @@ class CaseProcessor:
         self._flush(dirty, progress, out)
         for tp in progress:
             self._save_clock(tp, self.partitions[tp], out)
-        if len(self._attrs) > 200_000:
-            self._attrs.clear()  # it interns per-caller fields too: bounded, not a record of all
         self._report()
         return out
 
