@@ -60,6 +60,8 @@ def is_fatal(error: KafkaError) -> bool:
 POLL_EVERY = 1000
 # the topic a failure is counted under when librdkafka never reported the message
 UNREPORTED = "?"
+# how long a poll may take to bring the fatal error behind a SystemError to the error callback
+FATAL_REPORT_WAIT = 3.0
 
 
 class EventProducer:
@@ -189,8 +191,8 @@ class EventProducer:
             self.failures[(UNREPORTED, reason)] += left
 
     def _call(self, poll_or_flush: Callable[[float], int], timeout: float) -> int:
-        """A poll or flush; a fatal error it raises is kept in `fatal` (0 is returned then),
-        other Kafka errors are raised."""
+        """A poll or flush; a fatal error it raises, or a failure of the client itself, is kept
+        in `fatal` (0 is returned then); other Kafka errors are raised."""
         try:
             return poll_or_flush(timeout)
         except KafkaException as exc:
@@ -201,18 +203,25 @@ class EventProducer:
             # confluent-kafka 2.16 runs the delivery callbacks while the fatal error it is about
             # to raise is already set: it surfaces as a SystemError caused by it, or with no
             # cause at all ("returned NULL without setting an exception"); then the error
-            # callback gets the fatal error on the next poll
+            # callback gets the fatal error on a later poll, or never (seen in CI)
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, KafkaException) and is_fatal(cause.args[0]):
                 self.fatal = cause.args[0].str()
                 return 0
-            try:
-                self._producer.poll(0.5)
-            except (KafkaException, SystemError) as again:
-                if isinstance(again, KafkaException) and is_fatal(again.args[0]):
-                    self.fatal = again.args[0].str()
+            deadline = time.monotonic() + FATAL_REPORT_WAIT
+            while self._fatal_seen() is None and time.monotonic() < deadline:
+                try:
+                    self._producer.poll(0.1)
+                except KafkaException as again:
+                    if is_fatal(again.args[0]):
+                        self.fatal = again.args[0].str()
+                except SystemError:
+                    pass
             if self._fatal_seen() is None:
-                raise
+                # a client that fails without saying why cannot be trusted to deliver what it
+                # holds: everything not acknowledged counts as not delivered, so a re-run of
+                # the same import completes the data
+                self.fatal = f"the Kafka client failed ({exc})"
         return 0
 
     def flush(self, timeout: float = 120.0) -> int:

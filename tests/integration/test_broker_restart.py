@@ -1,8 +1,10 @@
 """The embedded broker restarted during an ingest. It keeps topics in memory only: what it held
 is gone, and what the sink had not yet written to ClickHouse with it. Here the ingest is paused
-(SIGSTOP) until the sink has written everything the broker acknowledged, then the broker restarts
-empty and the ingest goes on: its accounting line must count exactly the events that did not
-reach Kafka (every other one is in ClickHouse) and it exits non-zero with one line saying what to
+(SIGSTOP) as soon as its first events are on the broker (most are still in the producer's queue)
+and until the sink has written everything the broker acknowledged; then the broker stops, the
+ingest goes on while it is down, and the broker comes back empty. The producer meets a broker that
+does not know it: its accounting line must count exactly the events that did not reach Kafka
+(every other one is in ClickHouse) and it exits non-zero with one line saying what to
 do; running the same import again completes the data, each event once in what users read
 (FINAL). At-least-once leaves its trace in the raw rows: the re-run sends every event again, so
 each event the first run delivered is there twice until ClickHouse merges the parts."""
@@ -14,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import date
 
 import pytest
@@ -39,16 +42,13 @@ def ingest(bootstrap: str, feed, var_dir) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def on_broker(bootstrap: str) -> int:
+def on_broker(probe: Consumer) -> int:
     """Events on the broker: the sum of events.grid's partition ends as Tansu reports them."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "restart-probe"})
     try:
-        return sum(max(0, consumer.get_watermark_offsets(TopicPartition("events.grid", p),
-                                                         timeout=5)[1]) for p in range(2))
+        return sum(max(0, probe.get_watermark_offsets(TopicPartition("events.grid", p),
+                                                      timeout=5)[1]) for p in range(2))
     except Exception:  # noqa: BLE001 - not there yet
         return 0
-    finally:
-        consumer.close()
 
 
 def test_broker_restarted_during_an_ingest(chdb_var, tmp_path):
@@ -73,19 +73,22 @@ def test_broker_restarted_during_an_ingest(chdb_var, tmp_path):
     broker.start()
     try:
         with sink_thread(settings, broker.bootstrap, sink) as runner:
+            probe = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "restart-probe"})
             first = ingest(broker.bootstrap, feed, tmp_path)
-            # paused once about a fifth of the events are on the broker (it reads and sorts the
-            # whole file before it sends)
-            wait_for_progress(lambda: on_broker(broker.bootstrap) > sent // 5,
-                              lambda: (on_broker(broker.bootstrap), first.poll()), stall_seconds=120,
-                              timeout=300, what="the first events of the import", poll=0.02)
+            # paused at its first events on the broker (it reads and sorts the whole file before
+            # it sends, then queues faster than the broker acknowledges)
+            wait_for_progress(lambda: on_broker(probe) > 0, lambda: first.poll(),
+                              stall_seconds=120, timeout=300, what="the first events of the import",
+                              poll=0.01)
             first.send_signal(signal.SIGSTOP)
+            probe.close()
             # the sink writes everything the broker acknowledged before it goes
             settle(lambda: runner.stats.rows.get("events", 0), 3)
             before = distinct()
             broker.stop()
-            broker.start()
             first.send_signal(signal.SIGCONT)
+            time.sleep(1)  # the ingest meets the broker gone
+            broker.start()
             out, err = first.communicate(timeout=180)
             (tmp_path / "first-ingest.err").write_text(err)
             accounting = re.search(r"not delivered to Kafka: (\d+) events, (\d+) dead letters(.*)",
