@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from schemas.enums import EventType, Satisfaction, Source, Urgency
 from schemas.errors import InvalidRecord
@@ -133,7 +134,8 @@ _DAY_START: dict[str, int] = {}  # "YYYY-MM-DD" + offset -> the instant that day
 def _fast_instant(value: str) -> int | None:
     """The common wire form `YYYY-MM-DDTHH:MM:SS+HH:MM` without datetime objects: the day's
     start per (date, offset) is remembered; None for any other form (the slow path decides)."""
-    if len(value) != 25 or value[10] != "T" or value[19] not in "+-" or value[22] != ":":
+    if (len(value) != 25 or value[10] != "T" or value[19] not in "+-" or value[22] != ":"
+            or value[4] != "-" or value[7] != "-"):
         return None
     key = value[:10] + value[19:]
     start = _DAY_START.get(key)
@@ -154,6 +156,22 @@ def _fast_instant(value: str) -> int | None:
     return start + (hours * 3600 + minutes * 60 + seconds) * 1_000_000
 
 
+# the model's own datetime parser: what the fast path does not read is read exactly as Event reads
+# it (Python's fromisoformat takes forms the model refuses: 20261012T080000+08:00, +08, week dates)
+_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _slow_instant(name: str, value: Any) -> datetime:
+    if type(value) is not str:  # the model would read a number as Unix time; the wire never does
+        raise InvalidRecord(f"not a canonical event: {name} {value!r} is no ISO 8601 time")
+    try:
+        return _AWARE_DATETIME.validate_python(value)
+    except ValidationError as exc:
+        if any(error["type"] == "timezone_aware" for error in exc.errors()):
+            raise InvalidRecord(f"not a canonical event: {name} {value!r} has no UTC offset") from None
+        raise InvalidRecord(f"not a canonical event: {name} {value!r} is no ISO 8601 time") from None
+
+
 def _instant(data: dict[str, Any], name: str, required: bool = False) -> int | None:
     value = data.get(name)
     if value is None:
@@ -162,13 +180,7 @@ def _instant(data: dict[str, Any], name: str, required: bool = False) -> int | N
         return None
     us = _fast_instant(value) if type(value) is str else None
     if us is None:
-        try:
-            moment = datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise InvalidRecord(f"not a canonical event: {name} {value!r} is no ISO 8601 time") from None
-        if moment.tzinfo is None:
-            raise InvalidRecord(f"not a canonical event: {name} {value!r} has no UTC offset")
-        us = to_us(moment)
+        us = to_us(_slow_instant(name, value))
     if not EARLIEST_US <= us < LATEST_US:
         raise InvalidRecord(f"event time out of range: {name} {value} is not between 2000 and 2100")
     return us

@@ -206,3 +206,31 @@ def test_a_state_encoded_step_by_step_is_the_full_encoding(events, rng: random.R
         assert entry.encode() == fresh.encode()
     again = CaseEntry.decode(entry.encode())
     assert all(again.steps[k].same(v) for k, v in entry.steps.items())
+
+
+# time texts in forms Python's fromisoformat reads but the model may not (or the other way)
+ODD_TIMES = ["20261012T080000+08:00", "2026-10-12T08:00:00+08", "2026-10-12T08+08:00",
+             "2026-W42-1T08:00:00+08:00", "2026-285T08:00:00+08:00", "2026-10-12T08:00:00+08:00:30",
+             "2026-10-12T08:00+08:00", "2026-10-12 08:00:00+08:00", "2026-10-12T08:00:00,5+08:00",
+             "2026-10-12T08:00:00+0800", "2026-10-12T08:00:00z", "2026-10-12t08:00:00Z",
+             "2026-10-12T08:00:00.123456789+08:00", "1760227200", "2026-10-12T08:00:00",
+             "2026-02-29T08:00:00+08:00", "2026-10-12T08:00:00+24:00"]
+
+
+@pytest.mark.parametrize("text", ODD_TIMES)
+@pytest.mark.parametrize("field", ["occurred_at", "due_at"])
+def test_a_time_in_any_form_is_taken_by_the_worker_exactly_when_the_model_takes_it(text, field):
+    data = {"event_id": "e1", "case_id": "grid:jn-grid:G1", "source": "grid", "system": "jn-grid",
+            "type": "extended", "occurred_at": "2026-10-12T08:00:00+08:00", field: text}
+    try:
+        model = Event.model_validate(data)
+    except ValidationError:
+        model = None
+    outcome = _outcome(orjson.dumps(data), {})
+    if model is None:
+        assert outcome[0] == "refused", outcome
+        assert field in outcome[2]
+    else:
+        assert outcome[0] == "taken", outcome
+        expected = Step.of(model)
+        assert outcome[2] == tuple(getattr(expected, name) for name in Step.__slots__)
