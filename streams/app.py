@@ -41,6 +41,7 @@ from schemas.topics import (
     SNAPSHOTS_TOPIC,
     is_control,
 )
+from streams import faust_fixes
 from streams.calendar import WorkingDayCalendar
 from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Output, Record, tune_gc
@@ -154,6 +155,7 @@ def fail(reason: str) -> None:
 
 
 def build_app(settings: Settings, mode: Mode) -> faust.App:
+    faust_fixes.install()
     bootstrap = settings.bootstrap
     assert bootstrap, "the worker needs a broker"
     app = faust.App(
