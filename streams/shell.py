@@ -22,25 +22,41 @@ class WorkerShell:
         self.owned = owned
         self.known: set[TopicPartition] = set()
         self.recoveries = 0
+        self._recoveries_rebuilt = 0
+        self.left_out = 0  # records of partitions no longer owned, over the worker's life
 
     def recovered(self) -> None:
         """The case table finished a recovery."""
         self.recoveries += 1
 
     def ensure_rebuilt(self, in_recovery: bool) -> tuple[int, int] | None:
-        """Rebuild the deadline heaps when the assignment changed; (cases, partitions) if it did."""
+        """Rebuild the deadline heaps when the assignment changed or the table finished a
+        recovery since the last rebuild; (cases, partitions) if it did. A recovery can bring
+        cases another worker created while the assignment, when next looked at, is the same
+        (a partition gone and back), or come after a rebuild that saw the new assignment before
+        Faust raised its recovery flag: only a rebuild after it puts those cases on the heaps."""
         if in_recovery:
             return None
         assigned = self.assigned()
-        if assigned == self.known:
+        recoveries = self.recoveries
+        if assigned == self.known and recoveries == self._recoveries_rebuilt:
             return None
         count, out = self.processor.rebuild(assigned)
         self.send(out)
         self.known = assigned
+        self._recoveries_rebuilt = recoveries
         return count, len(assigned)
 
     def process(self, records: list[Record]) -> Output:
-        """One batch: processed, and its outputs sent (returned for the metrics)."""
-        out = self.processor.process(records)
+        """One batch: its records of partitions this worker still owns processed, and the outputs
+        sent (returned for the metrics). A batch taken before a rebalance can hold records of
+        partitions since given to another worker, which may have read their changelog already:
+        processing them here would write case state it never sees and fire from heaps nobody
+        rebuilds. They are left out; their offsets cannot be committed from here (Faust drops
+        commits of partitions outside the assignment), so the new owner reads them again."""
+        owned = self.owned()
+        mine = [r for r in records if (r.topic, r.partition) in owned]
+        self.left_out += len(records) - len(mine)
+        out = self.processor.process(mine) if mine else Output()
         self.send(out)
         return out
