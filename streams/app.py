@@ -45,6 +45,7 @@ from streams import faust_fixes
 from streams.calendar import WorkingDayCalendar
 from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Output, Record, tune_gc
+from streams.shell import WorkerShell
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
@@ -194,7 +195,17 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
     processor, metrics = build_processor(settings, mode, TableStore(table))
     positions: dict[tuple[str, int], int] = {}
     sender = OutputSender(EventProducer(bootstrap), table.changelog_topic.get_topic_name())
-    known: set[tuple[str, int]] = set()
+
+    def event_partitions(tps: Any) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in tps if tp.topic in EVENT_TOPICS.values()}
+
+    shell = WorkerShell(processor, sender.send,
+                        assigned=lambda: event_partitions(app.assignor.assigned_actives()),
+                        owned=lambda: event_partitions(app.consumer.assignment()))
+
+    @table.on_recover
+    async def table_recovered() -> None:
+        shell.recovered()
 
     def report_lag() -> None:
         lag: dict[str, int] = dict.fromkeys(EVENT_TOPICS.values(), 0)
@@ -213,21 +224,11 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             metrics.set_clock(clock)
 
     def ensure_rebuilt() -> None:
-        if app.in_recovery:
-            return
-        assigned = {
-            (tp.topic, tp.partition)
-            for tp in app.assignor.assigned_actives()
-            if tp.topic in EVENT_TOPICS.values()
-        }
-        if assigned != known:
-            started = time.monotonic()
-            count, out = processor.rebuild(assigned)
-            sender.send(out)
-            known.clear()
-            known.update(assigned)
-            log.info("deadline heaps rebuilt: %d cases on %d partitions in %.1fs", count,
-                     len(assigned), time.monotonic() - started)
+        started = time.monotonic()
+        rebuilt = shell.ensure_rebuilt(app.in_recovery)
+        if rebuilt is not None:
+            log.info("deadline heaps rebuilt: %d cases on %d partitions in %.1fs", *rebuilt,
+                     time.monotonic() - started)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -243,15 +244,17 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                                           message.value, is_control(message.key, message.headers)))
                     positions[(message.topic, message.partition)] = message.offset + 1
                 started = time.perf_counter()
-                out = processor.process(records)
-                processed = time.perf_counter()
-                sender.send(out)
+                left_out = shell.left_out
+                shell.process(records)
+                if shell.left_out > left_out:
+                    log.info("batch: %d records of partitions no longer assigned left to their "
+                             "new owner", shell.left_out - left_out)
                 metrics.batch_seconds.observe(time.perf_counter() - started)
                 metrics.batch_records.observe(len(records))
                 report_clock()
                 report_lag()
-                log.info("batch %d records: process %.3fs, send %.3fs", len(records),
-                         processed - started, time.perf_counter() - processed)
+                log.info("batch %d records: processed and sent in %.3fs", len(records),
+                         time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - anything here means the batch cannot complete
             log.error("batch failed:\n%s", traceback.format_exc())
             fail(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,62 @@
+"""What the Faust agent and the live timer do with the processor, apart from Faust: which
+partitions the deadline heaps cover and when they are rebuilt, which records a batch hands on.
+Faust supplies the facts (the assignment, whether the table is recovering) as callables, so the
+rules can be driven without a broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streams.processor import CaseProcessor, Output, Record, TopicPartition
+
+
+class WorkerShell:
+    def __init__(self, processor: CaseProcessor, send: Callable[[Output], None],
+                 assigned: Callable[[], set[TopicPartition]],
+                 owned: Callable[[], set[TopicPartition]]) -> None:
+        """`assigned`: the event partitions Faust's assignor holds active for this worker;
+        `owned`: those in the consumer's assignment, the only ones whose offsets it can commit."""
+        self.processor = processor
+        self.send = send
+        self.assigned = assigned
+        self.owned = owned
+        self.known: set[TopicPartition] = set()
+        self.recoveries = 0
+        self._recoveries_rebuilt = 0
+        self.left_out = 0  # records of partitions no longer owned, over the worker's life
+
+    def recovered(self) -> None:
+        """The case table finished a recovery."""
+        self.recoveries += 1
+
+    def ensure_rebuilt(self, in_recovery: bool) -> tuple[int, int] | None:
+        """Rebuild the deadline heaps when the assignment changed or the table finished a
+        recovery since the last rebuild; (cases, partitions) if it did. A recovery can bring
+        cases another worker created while the assignment, when next looked at, is the same
+        (a partition gone and back), or come after a rebuild that saw the new assignment before
+        Faust raised its recovery flag: only a rebuild after it puts those cases on the heaps."""
+        if in_recovery:
+            return None
+        assigned = self.assigned()
+        recoveries = self.recoveries
+        if assigned == self.known and recoveries == self._recoveries_rebuilt:
+            return None
+        count, out = self.processor.rebuild(assigned)
+        self.send(out)
+        self.known = assigned
+        self._recoveries_rebuilt = recoveries
+        return count, len(assigned)
+
+    def process(self, records: list[Record]) -> Output:
+        """One batch: its records of partitions this worker still owns processed, and the outputs
+        sent (returned for the metrics). A batch taken before a rebalance can hold records of
+        partitions since given to another worker, which may have read their changelog already:
+        processing them here would write case state it never sees and fire from heaps nobody
+        rebuilds. They are left out; their offsets cannot be committed from here (Faust drops
+        commits of partitions outside the assignment), so the new owner reads them again."""
+        owned = self.owned()
+        mine = [r for r in records if (r.topic, r.partition) in owned]
+        self.left_out += len(records) - len(mine)
+        out = self.processor.process(mine) if mine else Output()
+        self.send(out)
+        return out
