@@ -244,11 +244,14 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                                           message.value, is_control(message.key, message.headers)))
                     positions[(message.topic, message.partition)] = message.offset + 1
                 started = time.perf_counter()
-                left_out = shell.left_out
-                shell.process(records)
-                if shell.left_out > left_out:
+                left = shell.process(records)
+                if left:
+                    for index in left:
+                        # never counted as acknowledged (take_events acks every event it gave):
+                        # Faust skips a message already marked acked
+                        batch[index].message.acked = True
                     log.info("batch: %d records of partitions no longer assigned left to their "
-                             "new owner", shell.left_out - left_out)
+                             "new owner", len(left))
                 metrics.batch_seconds.observe(time.perf_counter() - started)
                 metrics.batch_records.observe(len(records))
                 report_clock()

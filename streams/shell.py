@@ -47,16 +47,19 @@ class WorkerShell:
         self._recoveries_rebuilt = recoveries
         return count, len(assigned)
 
-    def process(self, records: list[Record]) -> Output:
-        """One batch: its records of partitions this worker still owns processed, and the outputs
-        sent (returned for the metrics). A batch taken before a rebalance can hold records of
-        partitions since given to another worker, which may have read their changelog already:
-        processing them here would write case state it never sees and fire from heaps nobody
-        rebuilds. They are left out; their offsets cannot be committed from here (Faust drops
-        commits of partitions outside the assignment), so the new owner reads them again."""
+    def process(self, records: list[Record]) -> list[int]:
+        """One batch: its records of partitions this worker still owns processed and the outputs
+        sent; returns the positions of the records left out. A batch taken before a rebalance
+        can hold records of partitions since given to another worker, which may have read their
+        changelog already: processing them here would write case state it never sees and fire
+        from heaps nobody rebuilds. They are left out; their offsets cannot be committed from
+        here (Faust drops commits of partitions outside the assignment), so the new owner reads
+        them again. The caller must keep Faust from counting them as acknowledged: an offset
+        acknowledged after its partition was revoked stays in Faust's list, and if the partition
+        comes back it would be committed before the record is read again."""
         owned = self.owned()
-        mine = [r for r in records if (r.topic, r.partition) in owned]
-        self.left_out += len(records) - len(mine)
-        out = self.processor.process(mine) if mine else Output()
-        self.send(out)
-        return out
+        left = [i for i, r in enumerate(records) if (r.topic, r.partition) not in owned]
+        mine = [r for i, r in enumerate(records) if (r.topic, r.partition) in owned] if left else records
+        self.left_out += len(left)
+        self.send(self.processor.process(mine) if mine else Output())
+        return left

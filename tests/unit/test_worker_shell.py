@@ -55,7 +55,7 @@ def test_a_batch_taken_before_its_partition_was_revoked_is_not_processed(policy,
     shell, sent = live_worker(policy, calendar, store, now, group)
     shell.ensure_rebuilt(in_recovery=False)
     group.tps = {P1}  # revoked between taking the batch and processing it
-    shell.process([created("grid:jn-grid:A", 0), created("grid:jn-grid:B", 1)])
+    assert shell.process([created("grid:jn-grid:A", 0), created("grid:jn-grid:B", 1)]) == [0]
     written = {key for out in sent for _, key, _ in out.state_writes}
     assert b"grid:jn-grid:B" in written and b"grid:jn-grid:A" not in written
     assert "grid:jn-grid:A" not in store
@@ -113,3 +113,26 @@ def test_nothing_is_rebuilt_while_nothing_changed(policy, calendar):
     sent.clear()
     assert shell.ensure_rebuilt(in_recovery=False) is None
     assert sent == []
+
+
+def test_a_record_left_out_is_never_counted_as_acknowledged_by_faust():
+    """The agent marks the messages of records left out as acked before take_events acks its
+    batch; Faust then does not put their offsets in its list of acknowledged ones (which would
+    be committed if the partition came back before they were read again)."""
+    from faust.transport.consumer import ConsumerMessage
+
+    class Counting:
+        def __init__(self) -> None:
+            self.acked: list[int] = []
+
+        def ack(self, message) -> bool:
+            self.acked.append(message.offset)
+            return True
+
+    consumer = Counting()
+    kept, left = (ConsumerMessage("events.grid", 0, offset, 0.0, 0, None, b"k", b"v", b"k", b"v")
+                  for offset in (7, 8))
+    left.acked = True  # what the agent does for a record left out
+    for message in (kept, left):
+        message.ack(consumer)
+    assert consumer.acked == [7]
