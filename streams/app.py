@@ -45,10 +45,13 @@ from streams import faust_fixes
 from streams.calendar import WorkingDayCalendar
 from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Output, Record, tune_gc
-from streams.shell import WorkerShell
+from streams.shell import WorkerShell, stalled_recovery
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
+# a table recovery with records left that received none for this long is nudged (sought again)
+RECOVERY_STALL_SECONDS = 15.0
+RECOVERY_CHECK_SECONDS = 5.0
 CHANGELOG_END_KEY = b"\x00end"
 EXIT_WORKER_FAILED = 70
 
@@ -261,6 +264,31 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         except Exception as exc:  # noqa: BLE001 - anything here means the batch cannot complete
             log.error("batch failed:\n%s", traceback.format_exc())
             fail(f"{type(exc).__name__}: {exc}")
+
+    @app.timer(RECOVERY_CHECK_SECONDS)
+    async def recovery_watchdog() -> None:
+        """A recovery that stopped receiving records is sought to where it is again (which
+        resets Faust's read offset for the partition) and the partition resumed."""
+        if not app.in_recovery:
+            return
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        started = recovery._recovery_started_at
+        if started is None:
+            return
+        stalled = stalled_recovery(
+            {(tp.topic, tp.partition): left for tp, left in recovery.active_remaining().items()},
+            {(tp.topic, tp.partition): at for tp, at in recovery._active_events_received_at.items()},
+            started, time.monotonic(), RECOVERY_STALL_SECONDS)
+        if not stalled:
+            return
+        tps = [tp for tp in recovery.active_highwaters if (tp.topic, tp.partition) in stalled]
+        offsets = {tp: max(0, recovery.active_offsets[tp] + 1) for tp in tps}
+        log.warning("table recovery received nothing for %.0fs from %s: seeking them again to %s",
+                    RECOVERY_STALL_SECONDS, sorted(stalled), sorted(offsets.values()))
+        await app.consumer.seek_wait(offsets)
+        app.consumer.resume_partitions(tps)
+        for tp in tps:  # counted from now: the next nudge comes only if this one did not help
+            recovery._active_events_received_at[tp] = time.monotonic()
 
     last_clock_report = [0.0]
 

@@ -63,3 +63,14 @@ class WorkerShell:
         self.left_out += len(left)
         self.send(self.processor.process(mine) if mine else Output())
         return left
+
+
+def stalled_recovery(remaining: dict[TopicPartition, int], last_event: dict[TopicPartition, float],
+                     started: float, now: float, after: float) -> set[TopicPartition]:
+    """The changelog partitions a table recovery still needs records of but has received none
+    from for `after` seconds (counted from the recovery's start when none came at all). Faust
+    fetches them and then drops what it fetched when its read offset for the partition is stale
+    (robinhood/faust#542: a partition of this worker's before the rebalance): the recovery then
+    waits forever, and the cases of those partitions never fire."""
+    return {tp for tp, left in remaining.items()
+            if left > 0 and now - last_event.get(tp, started) >= after}

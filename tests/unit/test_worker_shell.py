@@ -136,3 +136,14 @@ def test_a_record_left_out_is_never_counted_as_acknowledged_by_faust():
     for message in (kept, left):
         message.ack(consumer)
     assert consumer.acked == [7]
+
+
+def test_a_recovery_is_stalled_on_the_partitions_left_without_records_for_a_while():
+    from streams.shell import stalled_recovery
+
+    p2, p3, p4 = ("cases-changelog", 2), ("cases-changelog", 3), ("cases-changelog", 4)
+    remaining = {P0: 0, P1: 12, p2: 88, p3: 97, p4: 5}
+    last_event = {P1: 100.0, p4: 112.0}  # P0 done; P1 quiet for 20 s; p2, p3 never got one
+    assert stalled_recovery(remaining, last_event, started=95.0, now=120.0, after=15.0) == {P1, p2, p3}
+    assert stalled_recovery(remaining, last_event, started=110.0, now=120.0, after=15.0) == {P1}
+    assert stalled_recovery(remaining, {}, started=119.0, now=120.0, after=15.0) == set()
