@@ -128,6 +128,17 @@ class OutputSender:
                 "not acknowledging the batch")
 
 
+def offset_ranges(batch: Any) -> str:
+    """Each partition's first and last offset in a batch, for the INFO log."""
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for event in batch:
+        message = event.message
+        seen = ranges.setdefault((message.topic, message.partition), [message.offset, message.offset])
+        seen[1] = message.offset
+    return ", ".join(f"{topic.removeprefix('events.')}/{partition} {first}-{last}"
+                     for (topic, partition), (first, last) in sorted(ranges.items()))
+
+
 def build_processor(settings: Settings, mode: Mode, store: MutableMapping[str, bytes]
                     ) -> tuple[CaseProcessor, WorkerMetrics]:
     """The case processor with its metrics (served on the metrics port when one is set)."""
@@ -259,8 +270,9 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
                 metrics.batch_records.observe(len(records))
                 report_clock()
                 report_lag()
-                log.info("batch %d records: processed and sent in %.3fs", len(records),
-                         time.perf_counter() - started)
+                if log.isEnabledFor(logging.INFO):
+                    log.info("batch %d records (%s): processed and sent in %.3fs", len(records),
+                             offset_ranges(batch), time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - anything here means the batch cannot complete
             log.error("batch failed:\n%s", traceback.format_exc())
             fail(f"{type(exc).__name__}: {exc}")
