@@ -52,6 +52,9 @@ APP_ID = "civicflow-worker"
 # a table recovery with records left that received none for this long is nudged (sought again)
 RECOVERY_STALL_SECONDS = 15.0
 RECOVERY_CHECK_SECONDS = 5.0
+# a partition whose committed offset stays unacknowledged (while later ones are) this long is
+# sought back to it: Faust skipped that record (faust_fixes), so it is read again
+HELD_BACK_SECONDS = 10.0
 CHANGELOG_END_KEY = b"\x00end"
 EXIT_WORKER_FAILED = 70
 
@@ -302,6 +305,25 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         for tp in tps:  # counted from now: the next nudge comes only if this one did not help
             recovery._active_events_received_at[tp] = time.monotonic()
 
+    held_since: dict[Any, float] = {}
+
+    async def reread_held_back() -> None:
+        consumer = app.consumer
+        heads = {}
+        for tp in app.assignor.assigned_actives():
+            if tp.topic not in EVENT_TOPICS.values():
+                continue
+            acked = consumer._acked.get(tp)  # type: ignore[attr-defined]
+            committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            if acked and faust_fixes.head_missing(acked, committed):
+                heads[tp] = (committed, min(acked))
+        for tp in faust_fixes.held_back(heads, held_since, time.monotonic(), HELD_BACK_SECONDS):
+            committed, lowest = heads[tp]
+            log.warning("%s/%d: offsets %d-%d were skipped by Faust while partitions moved; "
+                        "reading them again", tp.topic, tp.partition, committed, lowest - 1)
+            await consumer.seek(tp, committed)
+            held_since.pop(tp, None)
+
     last_clock_report = [0.0]
 
     @app.timer(tick_seconds)
@@ -310,6 +332,7 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             return
         try:
             ensure_rebuilt()
+            await reread_held_back()
             if mode is Mode.LIVE:
                 out = processor.tick()
                 now = time.monotonic()

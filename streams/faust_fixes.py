@@ -8,7 +8,18 @@ as well, each of those offsets is in the list twice, a run ends at every duplica
 commit advances the partition by one offset: after a worker took over a partition mid-replay,
 its committed offset crept forward by one record a second while every record had long been
 processed (the "survivor stall" of issue 13; robinhood/faust#625 and #559 saw the same). Here a
-gap only adds the offsets that are not acknowledged already."""
+gap only adds the offsets that are not acknowledged already.
+
+And two fixes for a record lost while partitions move (issue 13, a worker joining a live group):
+Faust's stream skips a message that reaches it while flow control is suspended (from a rebalance
+until its recovery ends) or that was fetched in an earlier generation, and acknowledges it all
+the same; after the recovery's seek to the committed offset, the first records fetched can be
+skipped that way, and Faust then commits past them. Worse, its commit check lets the first
+acknowledged offset be one past the committed one (`min(acked) - committed > 1`), so the record
+at the committed offset itself was never needed. Here such an acknowledgement is not counted,
+nothing is committed while the committed offset itself is not acknowledged, and the worker seeks
+a partition held back that way to its committed offset again (`held_back`), so the skipped
+record is read and processed."""
 
 from __future__ import annotations
 
@@ -41,18 +52,56 @@ def without_duplicates(acked: MutableSequence[int]) -> None:
         acked[:] = sorted(set(acked))
 
 
+def head_missing(acked: MutableSequence[int], committed: int | None) -> bool:
+    """The offset to commit from (`committed`, the next one to read) is not acknowledged while
+    later ones are: nothing may be committed past it."""
+    return committed is not None and bool(acked) and min(acked) > committed
+
+
+def held_back(heads: dict[Any, tuple[int, int]], since: dict[Any, float], now: float,
+              after: float) -> list[Any]:
+    """Partitions whose committed offset has been missing from the acknowledged ones for `after`
+    seconds. `heads` maps a partition to (committed offset, lowest acknowledged offset) where
+    the first is missing; `since` is updated (when each was first seen so), and forgets the
+    partitions no longer held back."""
+    for tp in list(since):
+        if tp not in heads:
+            del since[tp]
+    for tp in heads:
+        since.setdefault(tp, now)
+    return sorted((tp for tp in heads if now - since[tp] >= after), key=str)
+
+
+def counts_as_processed(flow_active: bool, generation: int | None, current: int) -> bool:
+    """Whether Faust may count an acknowledgement: not for a message it skipped (flow control
+    suspended, or fetched in another generation), which no agent processed."""
+    return flow_active and (generation is None or generation == current)
+
+
 def install() -> None:
-    """Wraps `Consumer._new_offset` once: the gaps are filled here first, so Faust's own gap
-    filling finds nothing left to add."""
+    """Wraps `Consumer._new_offset` and `Consumer.ack` once: the gaps are filled here first, so
+    Faust's own gap filling finds nothing left to add; a missing committed offset holds the
+    commit; a skipped message's acknowledgement is not counted."""
     original: Callable[[Consumer, Any], int | None] = Consumer._new_offset
     if getattr(original, "civicflow_fix", False):
         return
+    original_ack: Callable[[Consumer, Any], bool] = Consumer.ack
 
     def _new_offset(self: Consumer, tp: Any) -> int | None:
         acked = self._acked[tp]
         fill_gaps(acked, self._acked_index[tp], self._gap[tp])
         without_duplicates(acked)
+        if head_missing(acked, self._committed_offset[tp]):
+            return None
         return original(self, tp)
+
+    def ack(self: Consumer, message: Any) -> bool:
+        app = self.app
+        if not counts_as_processed(app.flow_control.is_active(), message.generation_id,
+                                   app.consumer_generation_id):
+            return False
+        return original_ack(self, message)
 
     _new_offset.civicflow_fix = True  # type: ignore[attr-defined]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    Consumer.ack = ack  # type: ignore[method-assign]
