@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,9 @@ def tansu_binary() -> str:
 def ensure_var_dir(var_dir: Path) -> Path:
     try:
         var_dir.mkdir(parents=True, exist_ok=True)
-        probe = var_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own: commands sharing the directory must not remove each other's
+        with tempfile.NamedTemporaryFile(dir=var_dir, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"cannot write to {var_dir.resolve()} ({exc.strerror}): choose another "
