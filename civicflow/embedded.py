@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,9 @@ def tansu_binary() -> str:
 def ensure_var_dir(var_dir: Path) -> Path:
     try:
         var_dir.mkdir(parents=True, exist_ok=True)
-        probe = var_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own: commands sharing the directory must not remove each other's
+        with tempfile.NamedTemporaryFile(dir=var_dir, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"cannot write to {var_dir.resolve()} ({exc.strerror}): choose another "
@@ -162,21 +163,34 @@ def embedded_broker(var_dir: Path, partitions: int, timeout: float = 20.0,
             create_topics(bootstrap, partitions)
             yield bootstrap
         finally:
-            stop_process(proc)
+            # memory storage: nothing to flush, and Tansu exits at once on SIGTERM
+            stop_process(proc, grace=1.0)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
     """Popen with SIGINT and SIGTERM held back until the child is known: Ctrl-C arriving after
     the fork but before Popen returns would raise KeyboardInterrupt without a handle on the
     child, and nothing would stop it (seen once in CI: a demo interrupted as its worker started
-    left the worker running)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    left the worker running). The child takes both signals again before it runs its program."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        proc = subprocess.Popen(command, **options)
+        proc = subprocess.Popen(command, preexec_fn=_take_stop_signals, **options)
         SPAWNED.add(proc)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return proc
+
+
+def _take_stop_signals() -> None:
+    """In the forked child, before exec: a blocked signal stays blocked across exec, and so does
+    an ignored one, so without this the child would inherit the mask spawn set (or a parent's
+    ignored SIGTERM) and let `stop_process`'s SIGTERM wait out its whole grace, then be killed.
+    SIGINT keeps the parent's disposition: one a shell ignores for a background job stays ignored."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def stop_spawned() -> None:

@@ -66,7 +66,8 @@ def body_to_event(body: object, now: datetime | None = None) -> Event:
         raise InvalidRecord(f"time {time_text!r} has no UTC offset: add one, e.g. +08:00")
     check_event_time(occurred_at, "time", now)
     community = _str(body, "community_code")
-    if community is None or len(community) != COMMUNITY_LEN:
+    if community is None or len(community) != COMMUNITY_LEN or not (community.isascii()
+                                                                   and community.isdigit()):
         raise InvalidRecord(f"community_code {community!r} is not 12 digits")
     area = parse_area_code(community)
     urgent = body.get("urgent", False)

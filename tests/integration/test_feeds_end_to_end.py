@@ -40,7 +40,8 @@ def test_ingest_command_prints_the_accounting(tmp_path):
     with embedded_broker(tmp_path, 2) as bootstrap:
         proc = subprocess.run(
             [sys.executable, "-m", "civicflow", "ingest", "--format", "12345", str(export),
-             "--bootstrap", bootstrap], capture_output=True, text=True, timeout=120,
+             "--bootstrap", bootstrap, "--var-dir", str(tmp_path / "var")], capture_output=True,
+            text=True, timeout=120,
             env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("records read"))

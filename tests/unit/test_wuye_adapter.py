@@ -29,6 +29,9 @@ def test_good_body():
 def test_bad_bodies_say_why():
     cases = [({**BODY, "event": "fly"}, "event"), ({**BODY, "time": "2026-10-03 09:15"}, "offset"),
              ({**BODY, "community_code": "3701"}, "12 digits"), ({**BODY, "urgent": "yes"}, "urgent"),
+             # twelve characters, not all digits: the reject still names the field
+             ({**BODY, "community_code": "37010200200x"}, "community_code '37010200200x'"),
+             ({**BODY, "community_code": "３７０１０２００２００３"}, "community_code"),
              ({**BODY, "phone": "13800138000"}, "unknown fields"),
              ({**BODY, "event": "延期"}, "extension_days"),
              ({k: v for k, v in BODY.items() if k != "order_id"}, "order_id")]
