@@ -179,7 +179,12 @@ def _worker(settings: Settings, bootstrap: str, mode: str, log: Path,
                                 env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def end_to_end(days: int = 56) -> list[Result]:
+def replay_end_to_end(days: int, on_first_landed: Callable[[int], Callable[[], None]] | None = None
+                      ) -> tuple[int, float, float, float]:
+    """A simulated feed of `days` on the broker, then a replay worker and the sink over it:
+    (events, worker started, first snapshot landed, everything landed) in perf_counter seconds.
+    `on_first_landed(worker pid)` runs when the first snapshot lands; what it returns runs at
+    the end (the profiler uses it)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path, _ = _simulated_feed(folder, days)
@@ -193,18 +198,28 @@ def end_to_end(days: int = 56) -> list[Result]:
             with sink_thread(settings, bootstrap, sink) as runner:
                 started = time.perf_counter()
                 worker = _worker(settings, bootstrap, "replay", folder / "worker.log")
+                finish: Callable[[], None] | None = None
                 try:
                     while runner.stats.rows.get("cases", 0) == 0:
                         _alive(worker, runner, folder / "worker.log")
                         time.sleep(0.05)
                     first = time.perf_counter()
+                    if on_first_landed is not None:
+                        finish = on_first_landed(worker.pid)
                     while runner.landed(run) < 3 * PARTITIONS:
                         _alive(worker, runner, folder / "worker.log")
                         time.sleep(0.05)
                     done = time.perf_counter()
                 finally:
+                    if finish is not None:
+                        finish()
                     worker.send_signal(signal.SIGTERM)
                     worker.wait(30)
+    return produced, started, first, done
+
+
+def end_to_end(days: int = 56) -> list[Result]:
+    produced, started, first, done = replay_end_to_end(days)
     bare = bare_faust_rate(produced)
     rate = produced / (done - first)
     return [Result(f"end-to-end replay of {produced:,} events, broker -> Faust worker -> sink -> chDB "

@@ -13,17 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
-import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.bench_worker import PARTITIONS, _alive, _produce, _simulated_feed, _worker
-from civicflow.pipeline import broker_for, sink_thread
-from civicflow.settings import Settings
-from sinks.clickhouse import ClickHouseSink, connect
-from sinks.migrate import migrate
+from bench.bench_worker import replay_end_to_end
 
 FAUST_PATH = ("Fetcher._fetcher", "_drain_messages", "on_message", "Stream._c_aiter",
               "_passive_drainer", "take_events", "Event.ack", "create_event", "Channel.__anext__",
@@ -58,39 +52,18 @@ def main() -> int:
     if spy_binary is None:
         print("py-spy not found: pip install py-spy, or set SPY=/path/to/py-spy", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        path, _ = _simulated_feed(folder, days)
-        settings = Settings(var_dir=folder / "var", partitions=PARTITIONS, database="bench_e2e")
-        settings.var_dir.mkdir()
-        sink = ClickHouseSink(connect(settings.clickhouse_dsn()), settings.database)
-        migrate(sink.client, settings.database)
-        run = uuid.uuid4().hex[:8]
-        with broker_for(settings) as bootstrap:
-            produced = _produce(bootstrap, path, run)
-            with sink_thread(settings, bootstrap, sink) as runner:
-                started = time.perf_counter()
-                worker = _worker(settings, bootstrap, "replay", folder / "worker.log")
-                spy = None
-                try:
-                    while runner.stats.rows.get("cases", 0) == 0:
-                        _alive(worker, runner, folder / "worker.log")
-                        time.sleep(0.05)
-                    first = time.perf_counter()
-                    spy = subprocess.Popen(
-                        [spy_binary, "record", "-p", str(worker.pid), "--idle", "--threads", "-r", "50",
-                         "-f", "raw", "-o", str(raw), "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    while runner.landed(run) < 3 * PARTITIONS:
-                        _alive(worker, runner, folder / "worker.log")
-                        time.sleep(0.05)
-                    done = time.perf_counter()
-                finally:
-                    if spy is not None:
-                        spy.send_signal(signal.SIGINT)
-                        spy.wait(30)
-                    worker.send_signal(signal.SIGTERM)
-                    worker.wait(30)
+
+    def start_profiler(pid: int) -> Callable[[], None]:
+        spy = subprocess.Popen(
+            [spy_binary, "record", "-p", str(pid), "--idle", "--threads", "-r", "50", "-f", "raw",
+             "-o", str(raw), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop() -> None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+        return stop
+
+    produced, started, first, done = replay_end_to_end(days, start_profiler)
     print(f"{produced:,} events in {done - first:.1f} s = {produced / (done - first):,.0f} events/s "
           f"(start-up {first - started:.1f} s not counted); samples in {raw}")
     shares = summarize(raw)
