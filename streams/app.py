@@ -290,16 +290,13 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         started = recovery._recovery_started_at
         if started is None:
             return
-        stalled = stalled_recovery(
-            {(tp.topic, tp.partition): left for tp, left in recovery.active_remaining().items()},
-            {(tp.topic, tp.partition): at for tp, at in recovery._active_events_received_at.items()},
-            started, time.monotonic(), RECOVERY_STALL_SECONDS)
-        if not stalled:
+        tps = stalled_recovery(recovery.active_remaining(), recovery._active_events_received_at,
+                               started, time.monotonic(), RECOVERY_STALL_SECONDS)
+        if not tps:
             return
-        tps = [tp for tp in recovery.active_highwaters if (tp.topic, tp.partition) in stalled]
         offsets = {tp: max(0, recovery.active_offsets[tp] + 1) for tp in tps}
         log.warning("table recovery received nothing for %.0fs from %s: seeking them again to %s",
-                    RECOVERY_STALL_SECONDS, sorted(stalled), sorted(offsets.values()))
+                    RECOVERY_STALL_SECONDS, sorted(tps), sorted(offsets.values()))
         await app.consumer.seek_wait(offsets)
         app.consumer.resume_partitions(tps)
         for tp in tps:  # counted from now: the next nudge comes only if this one did not help

@@ -5,7 +5,8 @@ rules can be driven without a broker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
 
 from streams.processor import CaseProcessor, Output, Record, TopicPartition
 
@@ -23,7 +24,6 @@ class WorkerShell:
         self.known: set[TopicPartition] = set()
         self.recoveries = 0
         self._recoveries_rebuilt = 0
-        self.left_out = 0  # records of partitions no longer owned, over the worker's life
 
     def recovered(self) -> None:
         """The case table finished a recovery."""
@@ -59,14 +59,16 @@ class WorkerShell:
         comes back it would be committed before the record is read again."""
         owned = self.owned()
         left = [i for i, r in enumerate(records) if (r.topic, r.partition) not in owned]
-        mine = [r for i, r in enumerate(records) if (r.topic, r.partition) in owned] if left else records
-        self.left_out += len(left)
+        mine = [r for r in records if (r.topic, r.partition) in owned] if left else records
         self.send(self.processor.process(mine) if mine else Output())
         return left
 
 
-def stalled_recovery(remaining: dict[TopicPartition, int], last_event: dict[TopicPartition, float],
-                     started: float, now: float, after: float) -> set[TopicPartition]:
+Partition = TypeVar("Partition", bound=Hashable)
+
+
+def stalled_recovery(remaining: Mapping[Partition, int], last_event: Mapping[Partition, float],
+                     started: float, now: float, after: float) -> set[Partition]:
     """The changelog partitions a table recovery still needs records of but has received none
     from for `after` seconds (counted from the recovery's start when none came at all). Faust
     fetches them and then drops what it fetched when its read offset for the partition is stale

@@ -41,6 +41,15 @@ def live_worker(policy, calendar, store, now, group):
     return WorkerShell(processor, sent.append, assigned=group, owned=group), sent
 
 
+def created_by_another_worker(policy, calendar, now, case: str) -> dict[str, bytes]:
+    """The store of a worker owning P0 after it took the creation of `case`."""
+    store: dict[str, bytes] = {}
+    other, _ = live_worker(policy, calendar, store, now, Group(P0))
+    other.ensure_rebuilt(in_recovery=False)
+    other.process([created(case, 0)])
+    return store
+
+
 def fired(out: Output) -> list[tuple[str, str]]:
     return [(a["case_id"], a["level"]) for a in map(orjson.loads, (v for _, _, v in out.alerts))]
 
@@ -72,11 +81,8 @@ def test_cases_a_recovery_brings_in_are_scheduled_though_the_assignment_looks_th
     group = Group(P0)
     shell, _ = live_worker(policy, calendar, store, now, group)
     shell.ensure_rebuilt(in_recovery=False)
-    other_store: dict[str, bytes] = {}
-    other, _ = live_worker(policy, calendar, other_store, now, Group(P0))
-    other.ensure_rebuilt(in_recovery=False)
-    other.process([created("grid:jn-grid:C", 0)])
-    store.update(other_store)  # what the recovery of P0's changelog writes into the table
+    # what the recovery of P0's changelog writes into the table
+    store.update(created_by_another_worker(policy, calendar, now, "grid:jn-grid:C"))
     shell.recovered()
     shell.ensure_rebuilt(in_recovery=False)
     now[0] = YELLOW + timedelta(seconds=1)
@@ -92,14 +98,11 @@ def test_a_rebuild_seen_before_the_recovery_is_done_again_after_it(policy, calen
     group = Group(P1)
     shell, _ = live_worker(policy, calendar, store, now, group)
     shell.ensure_rebuilt(in_recovery=False)
-    other_store: dict[str, bytes] = {}
-    other, _ = live_worker(policy, calendar, other_store, now, Group(P0))
-    other.ensure_rebuilt(in_recovery=False)
-    other.process([created("grid:jn-grid:D", 0)])
+    recovered = created_by_another_worker(policy, calendar, now, "grid:jn-grid:D")
     group.tps = {P0, P1}  # assigned; its changelog not read yet
     assert shell.ensure_rebuilt(in_recovery=False) == (0, 2)
     assert shell.ensure_rebuilt(in_recovery=True) is None
-    store.update(other_store)
+    store.update(recovered)
     shell.recovered()
     assert shell.ensure_rebuilt(in_recovery=False) == (1, 2)
     now[0] = YELLOW + timedelta(seconds=1)
