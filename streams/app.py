@@ -45,13 +45,15 @@ from streams import faust_fixes
 from streams.calendar import WorkingDayCalendar
 from streams.metrics import WorkerMetrics
 from streams.processor import CaseProcessor, Mode, Output, Record, tune_gc
-from streams.shell import WorkerShell, stalled_recovery
+from streams.shell import WorkerShell, futile_seeks, stalled_recovery
 
 log = logging.getLogger("civicflow.worker")
 APP_ID = "civicflow-worker"
 # a table recovery with records left that received none for this long is nudged (sought again)
 RECOVERY_STALL_SECONDS = 15.0
 RECOVERY_CHECK_SECONDS = 5.0
+# seeks in a row to the same offset before the worker gives up (exit 70, restarted)
+RECOVERY_MAX_NUDGES = 4
 # a partition whose committed offset stays unacknowledged (while later ones are) this long is
 # sought back to it: Faust skipped that record (faust_fixes), so it is read again
 HELD_BACK_SECONDS = 10.0
@@ -280,11 +282,16 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
             log.error("batch failed:\n%s", traceback.format_exc())
             fail(f"{type(exc).__name__}: {exc}")
 
+    sought_to: dict[Any, int] = {}  # the recovery's stalled partitions: last seek, and how
+    futile: dict[Any, int] = {}  # many in a row went to that same offset
+
     @app.timer(RECOVERY_CHECK_SECONDS)
     async def recovery_watchdog() -> None:
         """A recovery that stopped receiving records is sought to where it is again (which
         resets Faust's read offset for the partition) and the partition resumed."""
         if not app.in_recovery:
+            futile.clear()
+            sought_to.clear()
             return
         recovery = app.tables.recovery  # type: ignore[attr-defined]
         started = recovery._recovery_started_at
@@ -295,10 +302,20 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
         if not tps:
             return
         offsets = {tp: max(0, recovery.active_offsets[tp] + 1) for tp in tps}
+        stuck = futile_seeks(offsets, sought_to, futile, RECOVERY_MAX_NUDGES)
+        if stuck:
+            fail(f"table recovery of {stuck} received nothing after {RECOVERY_MAX_NUDGES} seeks: "
+                 "restart the worker (a supervisor does); if it happens again, check the "
+                 "broker's changelog partitions")
         log.warning("table recovery received nothing for %.0fs from %s: seeking them again to %s",
                     RECOVERY_STALL_SECONDS, sorted(tps), sorted(offsets.values()))
-        await app.consumer.seek_wait(offsets)
-        app.consumer.resume_partitions(tps)
+        try:
+            await app.consumer.seek_wait(offsets)
+            app.consumer.resume_partitions(tps)
+        except Exception as exc:  # noqa: BLE001 - a rebalance took them away: tried again later
+            log.warning("seeking the recovery of %s failed (%r): tried again in %.0fs",
+                        sorted(tps), exc, RECOVERY_CHECK_SECONDS)
+            return
         for tp in tps:  # counted from now: the next nudge comes only if this one did not help
             recovery._active_events_received_at[tp] = time.monotonic()
 
@@ -306,20 +323,42 @@ def build_app(settings: Settings, mode: Mode) -> faust.App:
 
     async def reread_held_back() -> None:
         consumer = app.consumer
+        committed_offsets = consumer._committed_offset  # type: ignore[attr-defined]
         heads = {}
+        unknown = []
         for tp in app.assignor.assigned_actives():
             if tp.topic not in EVENT_TOPICS.values():
                 continue
             acked = consumer._acked.get(tp)  # type: ignore[attr-defined]
-            committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-            if acked and faust_fixes.head_missing(acked, committed):
+            if not acked:
+                continue
+            committed = committed_offsets.get(tp)
+            if committed is None:
+                unknown.append(tp)  # never committed: its commits wait for its first offset
+            elif (committed not in consumer._acked_index.get(tp, ())  # type: ignore[attr-defined]
+                  and faust_fixes.head_missing(acked, committed)):  # min() only when held
                 heads[tp] = (committed, min(acked))
-        for tp in faust_fixes.held_back(heads, held_since, time.monotonic(), HELD_BACK_SECONDS):
+        due = faust_fixes.held_back(heads, held_since, time.monotonic(), HELD_BACK_SECONDS)
+        if not unknown and not due:
+            return
+        try:
+            earliest = await consumer.earliest_offsets(*unknown, *due)
+        except Exception as exc:  # noqa: BLE001 - asked again at the next tick
+            log.warning("earliest offsets of %s not read (%r): asked again", unknown + due, exc)
+            return
+        if app.rebalancing:
+            return
+        lifted = set(faust_fixes.lift_heads(committed_offsets, earliest))
+        for tp in due:
             committed, lowest = heads[tp]
+            held_since.pop(tp, None)
+            if tp in lifted:
+                log.warning("%s/%d: offsets %d-%d are no longer on the broker; committing from %d",
+                            tp.topic, tp.partition, committed, earliest[tp] - 1, earliest[tp])
+                continue
             log.warning("%s/%d: offsets %d-%d were skipped by Faust while partitions moved; "
                         "reading them again", tp.topic, tp.partition, committed, lowest - 1)
             await consumer.seek(tp, committed)
-            held_since.pop(tp, None)
 
     last_clock_report = [0.0]
 

@@ -12,18 +12,21 @@ gap only adds the offsets that are not acknowledged already.
 
 And two fixes for a record lost while partitions move (issue 13, a worker joining a live group):
 Faust's stream skips a message that reaches it while flow control is suspended (from a rebalance
-until its recovery ends) or that was fetched in an earlier generation, and acknowledges it all
-the same; after the recovery's seek to the committed offset, the first records fetched can be
-skipped that way, and Faust then commits past them. Worse, its commit check lets the first
-acknowledged offset be one past the committed one (`min(acked) - committed > 1`), so the record
-at the committed offset itself was never needed. Here such an acknowledgement is not counted,
-nothing is committed while the committed offset itself is not acknowledged, and the worker seeks
-a partition held back that way to its committed offset again (`held_back`), so the skipped
-record is read and processed."""
+until the recovery's seek) or that was fetched in an earlier generation. Its compiled stream
+iterator (faust/_cython/streams.pyx, the one that runs when the extension is built) never
+acknowledges such a message; the pure-Python one (NO_CYTHON=1) acknowledges it all the same.
+Either way its commit check lets the first acknowledged offset be one past the committed one
+(`min(acked) - committed > 1`), so a skipped record at the committed offset itself is
+committed past and never read. Here nothing is committed while the committed offset itself is
+not acknowledged (nor, on a partition never committed, before the worker knows where it
+starts: `lift_heads`), an acknowledgement of a skipped message is not counted (the pure-Python
+route, and `take_events`' own acknowledgement of a batch handed over while flow stopped), and
+the worker seeks a partition held back that way to its committed offset again (`held_back`), so
+the skipped record is read and processed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableSequence
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -54,8 +57,29 @@ def without_duplicates(acked: MutableSequence[int]) -> None:
 
 def head_missing(acked: MutableSequence[int], committed: int | None) -> bool:
     """The offset to commit from (`committed`, the next one to read) is not acknowledged while
-    later ones are: nothing may be committed past it."""
-    return committed is not None and bool(acked) and min(acked) > committed
+    later ones are: nothing may be committed past it. With no committed offset (a partition
+    never committed: Faust's `perform_seek` leaves None, and turns a committed 0 into None) the
+    offset to commit from is not known, so nothing is committed until the worker sets it
+    (`lift_heads`): Faust would commit from whatever was acknowledged first, past a skipped
+    first record."""
+    return bool(acked) and (committed is None or min(acked) > committed)
+
+
+def lift_heads(committed: MutableMapping[Any, int | None],
+               earliest: Mapping[Any, int | None]) -> list[Any]:
+    """Sets the offset to commit from to the partition's earliest one where Faust has none (never
+    committed: reading began there, `auto_offset_reset="earliest"`) or one below it (deleted by
+    retention: never read again, so its acknowledgement would be awaited forever and every
+    seek back to it would replay the partition). Returns the partitions changed."""
+    lifted = []
+    for tp, first in earliest.items():
+        if first is None or first < 0:
+            continue
+        current = committed.get(tp)
+        if current is None or current < first:
+            committed[tp] = first
+            lifted.append(tp)
+    return lifted
 
 
 def held_back(heads: dict[Any, tuple[int, int]], since: dict[Any, float], now: float,

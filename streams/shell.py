@@ -76,3 +76,16 @@ def stalled_recovery(remaining: Mapping[Partition, int], last_event: Mapping[Par
     waits forever, and the cases of those partitions never fire."""
     return {tp for tp, left in remaining.items()
             if left > 0 and now - last_event.get(tp, started) >= after}
+
+
+def futile_seeks(offsets: Mapping[Partition, int], sought: dict[Partition, int],
+                 futile: dict[Partition, int], limit: int) -> list[Partition]:
+    """Counts, per stalled partition, the seeks in a row to the same offset (`sought` and
+    `futile` are updated); returns the partitions sought more than `limit` times without a
+    record applied in between. Faust measures what a recovery still needs against the high
+    water it read once at the start: a changelog that lost its tail since (a broker restart
+    without its data) is never caught up by seeking, and its table would wait forever."""
+    for tp, offset in offsets.items():
+        futile[tp] = futile.get(tp, 0) + 1 if sought.get(tp) == offset else 1
+        sought[tp] = offset
+    return sorted((tp for tp in offsets if futile[tp] > limit), key=str)

@@ -15,7 +15,7 @@ from streams import faust_fixes
 PARTITION = TP("events.grid", 2)
 
 
-def bookkeeping(acked: list[int], gaps: list[tuple[int, int]], committed: int) -> Consumer:
+def bookkeeping(acked: list[int], gaps: list[tuple[int, int]], committed: int | None) -> Consumer:
     """A Faust consumer holding only the state `_new_offset` reads."""
     consumer = object.__new__(Consumer)
     consumer._acked = defaultdict(list, {PARTITION: list(acked)})
@@ -79,6 +79,29 @@ def test_nothing_is_committed_past_a_committed_offset_that_was_never_acknowledge
     consumer._acked[PARTITION].append(18)  # read again and processed
     consumer._acked_index[PARTITION].add(18)
     assert consumer._new_offset(PARTITION) == 24
+
+
+def test_a_partition_never_committed_commits_nothing_until_its_first_offset_is_known():
+    # a fresh group: Faust has no committed offset; the first record (offset 0) was skipped by
+    # the stream and never acknowledged. Unfixed Faust commits 5 and offset 0 is never read.
+    consumer = bookkeeping(list(range(1, 5)), [], committed=None)
+    assert consumer._new_offset(PARTITION) is None
+    assert faust_fixes.lift_heads(consumer._committed_offset, {PARTITION: 0}) == [PARTITION]
+    assert consumer._new_offset(PARTITION) is None  # offset 0 still missing: held, read again
+    consumer._acked[PARTITION].append(0)
+    consumer._acked_index[PARTITION].add(0)
+    assert consumer._new_offset(PARTITION) == 5
+
+
+def test_a_committed_offset_deleted_by_retention_is_not_awaited_forever():
+    # committed 100, but the broker's log now starts at 500: reading resumed there (Faust
+    # recorded 101-500 as a gap); offset 100 is never read again, so the hold would be forever
+    consumer = bookkeeping(list(range(500, 520)), [(101, 501)], committed=100)
+    assert consumer._new_offset(PARTITION) is None
+    assert faust_fixes.lift_heads(consumer._committed_offset, {PARTITION: 500}) == [PARTITION]
+    assert consumer._new_offset(PARTITION) == 520
+    # a committed offset at or past the earliest one is left as it is
+    assert faust_fixes.lift_heads(consumer._committed_offset, {PARTITION: 500}) == []
 
 
 class Flow:

@@ -150,3 +150,16 @@ def test_a_recovery_is_stalled_on_the_partitions_left_without_records_for_a_whil
     assert stalled_recovery(remaining, last_event, started=95.0, now=120.0, after=15.0) == {P1, p2, p3}
     assert stalled_recovery(remaining, last_event, started=110.0, now=120.0, after=15.0) == {P1}
     assert stalled_recovery(remaining, {}, started=119.0, now=120.0, after=15.0) == set()
+
+
+def test_a_recovery_sought_again_and_again_to_the_same_offset_is_given_up():
+    from streams.shell import futile_seeks
+
+    p2 = ("cases-changelog", 2)
+    sought: dict = {}
+    futile: dict = {}
+    # P0 never moves from 40; P1 moved between the second and third seek (records applied)
+    rounds = [{P0: 40, P1: 7}, {P0: 40, P1: 7}, {P0: 40, P1: 9}, {P0: 40, P1: 9}, {P0: 40, p2: 3}]
+    stuck = [futile_seeks(offsets, sought, futile, limit=4) for offsets in rounds]
+    assert stuck == [[], [], [], [], [P0]]
+    assert futile == {P0: 5, P1: 2, p2: 1}
