@@ -59,6 +59,8 @@ RECOVERY_MAX_NUDGES = 4
 HELD_BACK_SECONDS = 10.0
 CHANGELOG_END_KEY = b"\x00end"
 EXIT_WORKER_FAILED = 70
+LIVE_CACHED_CASES = 20_000
+REPLAY_CACHED_CASES = 100_000
 
 
 class TableStore(MutableMapping[str, bytes]):
@@ -161,6 +163,8 @@ def build_processor(settings: Settings, mode: Mode, store: MutableMapping[str, b
         wall_clock=lambda: datetime.now(UTC),  # clock: the live worker's one wall-clock read
         observer=metrics,
         archive_after=timedelta(days=settings.case_archive_days),
+        working_set=settings.worker_cached_cases or (
+            LIVE_CACHED_CASES if mode is Mode.LIVE else REPLAY_CACHED_CASES),
     )
     return processor, metrics
 

@@ -117,9 +117,15 @@ class WorkerMetrics(Observer):
         self.clock = Gauge("civicflow_pipeline_clock_timestamp_seconds",
                            "The worker's clock (event time in replay, wall time live).",
                            registry=registry)
+        self.cached_cases = Gauge(
+            "civicflow_worker_cached_cases",
+            "Cases kept decoded with their fold (bounded by CIVICFLOW_WORKER_CACHED_CASES): the "
+            "worker's memory grows with it after a restart until the bound, then stays.",
+            registry=registry)
         registry.register(CaseGauges(self.index))
 
     def batch(self, stats: BatchStats) -> None:
+        self.cached_cases.set(stats.cached_cases)
         for (source, kind), count in stats.events.items():
             self.events.labels(source, kind).inc(count)
         for source, count in stats.duplicates.items():

@@ -100,6 +100,7 @@ class BatchStats:
     met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
     returns: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # source, district
     archived: Counter[str] = field(default_factory=Counter)  # source
+    cached_cases: int = 0  # decoded in the working set after the call
 
     def __bool__(self) -> bool:
         return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
@@ -759,6 +760,7 @@ class CaseProcessor:
 
     def _report(self) -> None:
         if self._stats:
+            self._stats.cached_cases = len(self._working)
             self.observer.batch(self._stats)
             self._stats = BatchStats()
 

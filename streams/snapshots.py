@@ -24,7 +24,7 @@ class _IsoCache(dict[int | None, str | None]):
     def __missing__(self, us: int | None) -> str | None:
         if us is None:
             return None
-        if len(self) > 200_000:
+        if len(self) > 50_000:  # ~14 MB; live, every event brings instants of its own
             self.clear()
             self[None] = None
         text = self[us] = (_CN_EPOCH + us * _ONE_US).isoformat()
