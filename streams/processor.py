@@ -177,14 +177,20 @@ class CaseEntry:
                               rows_body + b"," + _encode_row(step, base, index))
         state = self.state
         if state is None or replaced is not None or state.last_key is None:
-            self.state = None
+            self.drop_state()
             return
         last = state.last_key
         if (step.at, step.order) <= (last[0], last[1]) or (
                 step.kind is EventType.CREATED and state.origin.kind is not EventType.CREATED):
-            self.state = None
+            self.drop_state()
             return
         state.apply(step)
+
+    def drop_state(self) -> None:
+        """Forget the fold (derived again when needed), freeing it at once (`CaseState.release`)."""
+        if self.state is not None:
+            self.state.release()
+            self.state = None
 
     def derive(self, case_id: str, policy: SlaPolicy, calendar: WorkingDayCalendar) -> CaseState:
         state = self.state
@@ -445,6 +451,8 @@ class CaseProcessor:
             if tp not in assigned:
                 del self.partitions[tp]
         # recovery may have rewritten the store under us: the decoded working set is stale
+        for cached in self._working.values():
+            cached.drop_state()
         self._working.clear()
         stale: set[TopicPartition] = set()
         live_now = self._live_now()
@@ -711,6 +719,7 @@ class CaseProcessor:
             self.counts["archived"] += 1
             self._stats.archived[state.source] += 1
             self.observer.case(case_id, None)
+            entry.drop_state()
             return
         if changes or events_changed:
             raw = entry.encode()
@@ -743,7 +752,9 @@ class CaseProcessor:
         working[case_id] = entry
         working.move_to_end(case_id)
         if len(working) > self.working_set:
-            working.popitem(last=False)
+            _, evicted = working.popitem(last=False)
+            if evicted is not entry:  # one still in the batch folds again when it is evaluated
+                evicted.drop_state()
 
     def _schedule(self, part: PartitionState, case_id: str, at: int) -> None:
         if part.scheduled.get(case_id) == at:

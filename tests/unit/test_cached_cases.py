@@ -41,3 +41,36 @@ def test_the_gauge_shows_the_cases_kept_decoded_up_to_the_bound(policy, calendar
     assert cached() == 30
     processor.process(created(30, 90))  # 120 cases seen, 50 kept
     assert cached() == 50
+
+
+def test_folds_the_worker_drops_are_freed_at_once_not_left_to_the_cyclic_collector(policy, calendar):
+    """The worker collects cycles rarely (tune_gc): a fold dropped from its working set (or
+    replaced when an event came out of order) must not wait for that collection. With the
+    collector off, the folds alive after a feed are at most the cases kept decoded."""
+    import gc
+    import io
+    from datetime import date
+
+    from producers.base import Reject
+    from producers.grid import GridAdapter
+    from producers.simulator import simulate_grid
+    from schemas.event import event_time_order
+
+    lines = simulate_grid(seed=11, start=date(2026, 10, 12), days=6, cases_per_day=60, districts=2)
+    events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim")
+              if not isinstance(e, Reject)]
+    events.sort(key=event_time_order)
+    records = [Record("events.grid", 0, e.case_id.encode(), e.to_json()) for e in events]
+    cases = len({e.case_id for e in events})
+    kept = 40
+    processor = CaseProcessor(policy, calendar, {}, mode=Mode.REPLAY, working_set=kept)
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(0, len(records), 97):
+            processor.process(records[i:i + 97])
+        folds = sum(1 for o in gc.get_objects() if type(o).__name__ == "CaseState")
+    finally:
+        gc.enable()
+    assert cases > 5 * kept
+    assert folds <= kept
