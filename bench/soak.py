@@ -91,6 +91,40 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def cached_cases(port: int) -> float | None:
+    """A worker's `civicflow_worker_cached_cases` (None when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("civicflow_worker_cached_cases "):
+            return float(line.split()[1])
+    return None
+
+
+def judged_rss(samples: list[Sample], name: str) -> tuple[float, float] | None:
+    """(first, last) RSS of one process over the flat minutes it is judged on: those of its
+    last pid, from the minute its decoded cases stopped rising by more than 1 % (a worker restarted shortly
+    before the flat part decodes its cases again as they come back, up to its bound: the
+    warm-up is bounded and shown by the gauge, what follows must stay flat). None: not
+    enough minutes to judge."""
+    if not samples:
+        return None
+    pid = samples[-1].pids.get(name)
+    same = [s for s in samples if s.pids.get(name) == pid and s.rss.get(name) is not None]
+    start = 0
+    for index in range(1, len(same)):
+        before, now = same[index - 1].cached.get(name), same[index].cached.get(name)
+        if before is not None and now is not None and now > before * 1.01:
+            start = index
+    judged = same[start:]
+    if len(judged) < 2:
+        return None
+    return judged[0].rss[name], judged[-1].rss[name]  # type: ignore[return-value]
+
+
 def split_growth_flat(lines: list[bytes], case_key: str, growth: int) -> tuple[list[bytes], list[bytes]]:
     """Time-ordered lines cut in two: the first `growth` (at most 70 %; cases created all along),
     then the later lines of the cases created before the cut (no new case)."""
@@ -131,6 +165,7 @@ class Sample:
     lag: int | None
     rss: dict[str, float | None]
     pids: dict[str, int | None]
+    cached: dict[str, float | None] = field(default_factory=dict)  # a worker's decoded cases
 
 
 @dataclass
@@ -171,6 +206,7 @@ class Soak:
         self.webhook: subprocess.Popen[bytes] | None = None
         self.broker_pid: int | None = None
         self.samples: list[Sample] = []
+        self.metrics_ports: dict[int, int] = {}  # worker index -> its metrics port
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -345,8 +381,7 @@ class Soak:
                 victim.proc.kill()
                 victim.proc.wait(10)
                 self.stop.wait(5)
-                self.workers[self.workers.index(victim)] = start_worker(
-                    self.settings, self.bootstrap, "live", victim.index, self.root)
+                self.workers[self.workers.index(victim)] = self.start_worker(victim.index)
                 self.faults.append(f"{at / 60:.1f} min: worker {victim.index} SIGKILLed, restarted 5 s later")
             elif kind == "sink":
                 assert self.sink is not None
@@ -363,6 +398,11 @@ class Soak:
                 self.faults.append(f"{at / 60:.1f} min: ClickHouse 503 for 15 s, then hanging 10 s")
             say("fault: " + self.faults[-1])
             turn += 1
+
+    def start_worker(self, index: int) -> WorkerProcess:
+        port = self.metrics_ports.setdefault(index, free_port())
+        return start_worker(self.settings.model_copy(update={"metrics_port": port}),
+                            self.bootstrap, "live", index, self.root)
 
     # ---- watching -------------------------------------------------------------------------
     def query(self, sql: str) -> list[tuple]:
@@ -405,15 +445,19 @@ class Soak:
         rss = {name: rss_mb(pid) for name, pid in pids.items()}
         rss["webhook"] = rss_mb(self.webhook.pid if self.webhook else None)
         rss["broker"] = rss_mb(self.broker_pid)
+        cached = {f"worker{w.index}": cached_cases(self.metrics_ports[w.index]) for w in self.workers}
         phase = "drain" if self.fed_until else ("flat" if self.flat_since else "growth")
-        sample = Sample(self.elapsed(), phase, sent, raw, distinct, cases, alerts, lag, rss, pids)
+        sample = Sample(self.elapsed(), phase, sent, raw, distinct, cases, alerts, lag, rss, pids,
+                        cached)
         say(f"[{sample.t / 60:5.1f} min {phase:6}] sent {sent:,} events (ingest {ingested:,}, "
             f"webhook {posted:,}); records read {read:,} = events in ClickHouse {distinct:,} "
             f"+ dead letters {dead} + duplicates skipped {skipped} + not landed yet "
             f"{read - distinct - dead - skipped:,}; raw rows {raw:,} ({raw - distinct:,} copies); "
             f"cases {cases:,}, alerts "
             f"{alerts:,}; worker lag {lag if lag is not None else '?'}; RSS MB "
-            + ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} -" for k, v in rss.items()))
+            + ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} -" for k, v in rss.items())
+            + "; decoded cases " + ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} -"
+                                             for k, v in cached.items()))
         self.samples.append(sample)
         return sample
 
@@ -434,8 +478,7 @@ class Soak:
             try:
                 self.start_sink()
                 self.start_webhook()
-                self.workers = [start_worker(self.settings, bootstrap, "live", i, self.root)
-                                for i in range(2)]
+                self.workers = [self.start_worker(i) for i in range(2)]
                 return self.feed_and_watch()
             finally:
                 self.stop.set()
@@ -492,11 +535,12 @@ class Soak:
             for name in flat[0].rss:
                 if name == "broker":
                     continue
-                same = [s for s in flat if s.pids.get(name) == flat[0].pids.get(name)]
-                first, last = same[0].rss[name], same[-1].rss[name]
-                if first is None or last is None:
+                judged = judged_rss(flat, name)
+                if judged is None:
+                    failures.append(f"{name}: fewer than two flat minutes after its decoded "
+                                    "cases stopped rising: RSS not judged (run longer)")
                     continue
-                growth[name] = (first, last)
+                first, last = growth[name] = judged
                 if last > first * RSS_SLACK[0] + RSS_SLACK[1]:
                     failures.append(f"{name} RSS grew from {first:.0f} to {last:.0f} MB while the "
                                     "case count was flat")
@@ -508,7 +552,8 @@ class Soak:
         say(f"webhook: {self.feed.webhook_accepted:,} accepted, {self.feed.webhook_retries:,} "
             f"resends ({dict(self.feed.webhook_refused)}); ingest: {self.feed.ingest_runs} runs, "
             f"{self.feed.ingest_reruns} re-runs")
-        say(f"RSS while the case count was flat ({len(flat)} minutes, first -> last, MB): " + ", ".join(
+        say(f"RSS while the case count was flat ({len(flat)} minutes; a worker from when its decoded "
+            "cases stopped rising; first -> last, MB): " + ", ".join(
             f"{k} {a:.0f} -> {b:.0f}" for k, a, b in ((k, *v) for k, v in growth.items()))
             + f"; cases {cases_flat[:1]}")
         if failures:
