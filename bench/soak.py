@@ -24,7 +24,9 @@ Every minute it prints the lag, the RSS of each process and the accounting: even
 distinct events in ClickHouse + events not landed yet; raw rows and their copies. It exits 1
 when an event sent is missing at the end, when the cases in ClickHouse are not the cases sent,
 or when a worker's, the sink's or the webhook's RSS grew while the case count in ClickHouse was
-flat (more than 10 % + 32 MB from the first such minute to the last). The broker's RSS is
+flat (more than 10 % + 32 MB from the first such minute to the last; a worker from the minute
+its decoded cases — `civicflow_worker_cached_cases` — stopped rising: one restarted shortly
+before decodes its cases again as they come back, up to its bound). The broker's RSS is
 printed, not judged: with memory storage it holds every record sent.
 """
 
