@@ -37,7 +37,11 @@ tools:
 			@asyncapi/cli@$(ASYNCAPI_CLI_VERSION) >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+# setup.py compiles the worker's pure modules (mypyc): an edit of one installs them again (until
+# then the sources run: streams/native.py)
+COMPILED_SOURCES := $(foreach m,calendar cases processor sla snapshots steps,streams/$(m).py)
+
+$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

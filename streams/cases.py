@@ -133,6 +133,7 @@ class MilestoneClock:
     __slots__ = ("_cache_key", "_chain", "_checked", "_dues", "_final_due", "_points", "cycle",
                  "ext", "met_us", "milestone", "start_day", "start_us", "state", "stop_reason",
                  "stop_us")
+    __deletable__ = ("state",)  # CaseState.release (mypyc: native attributes are not deletable)
 
     def __init__(self, state: CaseState, milestone: Milestone, cycle: int, start: int) -> None:
         self.state = state
@@ -739,9 +740,9 @@ class CaseState:
                                                record[1], False))
         if self.pauses:
             last = self.pauses[-1]
-            end = last[2] if last[1] is None else last[1]
-            if clock < end < upcoming:
-                upcoming = end  # the suspension ends then (a resume, or by itself): the snapshot changes
+            pause_end = last[2] if last[1] is None else last[1]
+            if clock < pause_end < upcoming:
+                upcoming = pause_end  # the suspension ends then (a resume, or by itself): the snapshot changes
         return changes, (None if upcoming >= NEVER else upcoming), escalation
 
     def snapshot(self, clock: datetime) -> CaseSnapshot:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 import orjson
 
@@ -36,6 +35,7 @@ from schemas.errors import CalendarUnknown, InvalidRecord
 from schemas.policy import SlaPolicy
 from streams.calendar import WorkingDayCalendar, from_us, to_us
 from streams.cases import ESCALATION_RANK, CaseState, distinct_steps, fold_steps
+from streams.observer import BatchStats, CaseFacts, Observer
 from streams.snapshots import alert_json, snapshot_json
 from streams.steps import AttrsCache, CaseAttrs, Step, parse_step
 
@@ -84,51 +84,6 @@ class Output:
         self.controls += other.controls
         self.rejects += other.rejects
         self.state_writes += other.state_writes
-
-
-@dataclass
-class BatchStats:
-    """What one call did, for the metrics (counted here, reported once per call)."""
-
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # source, type
-    duplicates: Counter[str] = field(default_factory=Counter)
-    late: Counter[str] = field(default_factory=Counter)
-    rejects: Counter[str] = field(default_factory=Counter)
-    # source, milestone, level, kind
-    alerts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
-    alert_delays: list[float] = field(default_factory=list)
-    met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
-    returns: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # source, district
-    archived: Counter[str] = field(default_factory=Counter)  # source
-    cached_cases: int = 0  # decoded in the working set after the call
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
-                    or self.met or self.returns or self.archived)
-
-
-class CaseFacts(NamedTuple):
-    """A case's contribution to the live gauges (bounded labels only). A named tuple: made on
-    every evaluation, where a frozen dataclass's __init__ cost 10x more."""
-
-    source: str
-    district: str
-    urgency: str
-    created_us: int
-    open: bool
-    overdue: bool
-    respond_due: bool  # met, or due before the clock
-    respond_on_time: bool
-    resolve_due: bool
-    resolve_on_time: bool
-    suspended: bool
-
-
-class Observer:
-    """What the processor reports as it works; the worker's metrics implement it."""
-
-    def batch(self, stats: BatchStats) -> None: ...
-    def case(self, case_id: str, facts: CaseFacts | None) -> None: ...
 
 
 @dataclass

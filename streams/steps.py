@@ -63,12 +63,15 @@ class CaseAttrs(NamedTuple):
     caller_hash: str | None
 
 
+STEP_FIELDS = ("at", "attrs", "due_at", "event_id", "extension_days", "kind", "order", "rank",
+                "reason", "reopen_count", "satisfaction", "unit")
+
+
 class Step:
     """One event of a case, reduced to what the state machine reads. Times are integer
     microseconds since the epoch."""
 
-    __slots__ = ("at", "attrs", "due_at", "event_id", "extension_days", "kind", "order", "rank",
-                 "reason", "reopen_count", "satisfaction", "unit")
+    __slots__ = STEP_FIELDS
 
     def __init__(self, event_id: str, kind: EventType, at: int, attrs: CaseAttrs,
                  unit: str | None = None, satisfaction: Satisfaction | None = None,
@@ -99,7 +102,7 @@ class Step:
         return (-(self.reopen_count or 0), self.key) < (-(kept.reopen_count or 0), kept.key)
 
     def same(self, other: Step) -> bool:
-        return all(getattr(self, name) == getattr(other, name) for name in Step.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in STEP_FIELDS)
 
     def __repr__(self) -> str:
         return f"Step({self.event_id}, {self.kind.value}, {self.at})"

@@ -21,7 +21,7 @@ from streams.calendar import to_us
 from streams.cases import distinct_steps, fold_steps
 from streams.processor import CaseEntry
 from streams.snapshots import snapshot_dict, snapshot_json
-from streams.steps import Step, parse_step
+from streams.steps import STEP_FIELDS, Step, parse_step
 from tests.conftest import cn, ev
 
 
@@ -90,7 +90,7 @@ def _outcome(raw: bytes, cache: dict) -> tuple:
         case_id, step = parse_step(raw, cache)
     except Exception as exc:  # noqa: BLE001 - the refusal itself is compared
         return ("refused", type(exc).__name__, str(exc))
-    return ("taken", case_id, tuple(getattr(step, name) for name in Step.__slots__))
+    return ("taken", case_id, tuple(getattr(step, name) for name in STEP_FIELDS))
 
 
 @settings(max_examples=400, deadline=None)
@@ -135,7 +135,7 @@ def test_the_worker_takes_only_what_the_model_takes_and_reads_it_the_same(event,
     elif outcome[0] == "taken":
         expected = Step.of(model)
         assert outcome[1] == model.case_id
-        assert outcome[2] == tuple(getattr(expected, name) for name in Step.__slots__)
+        assert outcome[2] == tuple(getattr(expected, name) for name in STEP_FIELDS)
     if not mutations:
         assert outcome[0] == "taken"
 
@@ -233,4 +233,4 @@ def test_a_time_in_any_form_is_taken_by_the_worker_exactly_when_the_model_takes_
     else:
         assert outcome[0] == "taken", outcome
         expected = Step.of(model)
-        assert outcome[2] == tuple(getattr(expected, name) for name in Step.__slots__)
+        assert outcome[2] == tuple(getattr(expected, name) for name in STEP_FIELDS)
