@@ -184,7 +184,9 @@ def _produce(bootstrap: str, path: Path, run: str, as_of: datetime | None = None
 
 def _worker(settings: Settings, bootstrap: str, mode: str, log: Path,
             extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICFLOW_")}
+    # the worker's settings are the bench's own; which form of its modules runs is the caller's
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CIVICFLOW_") or k == "CIVICFLOW_COMPILED"}
     env.update(settings.model_copy(update={"bootstrap": bootstrap}).as_env())
     env.update(extra or {})
     with open(log, "ab") as handle:
