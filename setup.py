@@ -1,14 +1,14 @@
 """Compiles the worker's pure modules with mypyc at install (the metadata is in pyproject.toml).
 
 The case processor runs ~1.5x faster compiled (docs/BENCHMARKS.md). The sources stay the truth:
-`streams/native.py` records each module's digest here and, at import, runs the Python source of
-every compiled module when any of them changed since (an edit takes effect at once, slower, until
-`make install` compiles again). CIVICFLOW_COMPILE=0 installs without compiling; a machine
+the build records each module's digest, and at import `streams/native.py` runs the Python source
+of every compiled module when any of them changed since (an edit takes effect at once, slower,
+until `make install` compiles again). CIVICFLOW_COMPILE=0 installs without compiling; a machine
 without a C compiler gets the pure-Python modules (the extensions are optional)."""
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,8 +16,13 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ("calendar", "cases", "processor", "sla", "snapshots", "steps")  # streams.native's list
 HERE = Path(__file__).resolve().parent
+# the list of compiled modules and their digests come from streams/native.py, which checks them
+# at import (loaded by path: importing the `streams` package would run that check here)
+_spec = importlib.util.spec_from_file_location("civicflow_native", HERE / "streams" / "native.py")
+assert _spec is not None and _spec.loader is not None
+native = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(native)
 
 
 class BuildWithDigests(build_ext):
@@ -28,10 +33,9 @@ class BuildWithDigests(build_ext):
         outputs = [Path(self.get_ext_fullpath(ext.name)) for ext in self.extensions]
         if not outputs or not all(path.exists() for path in outputs):
             return  # a module failed to compile (optional): the sources run, nothing recorded
-        digests = {name: hashlib.sha256((HERE / "streams" / f"{name}.py").read_bytes()).hexdigest()
-                   for name in COMPILED}
-        target = Path(self.get_ext_fullpath("streams.cases")).parent / "compiled.json"
-        target.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+        target = Path(self.get_ext_fullpath("streams.cases")).parent / native.DIGESTS_FILE
+        target.write_text(json.dumps(native.source_digests(HERE / "streams"), indent=1,
+                                     sort_keys=True) + "\n")
 
 
 def extensions() -> list:
@@ -39,7 +43,7 @@ def extensions() -> list:
         return []
     from mypyc.build import mypycify
 
-    built = mypycify([f"streams/{name}.py" for name in COMPILED], opt_level="3")
+    built = mypycify([f"streams/{name}.py" for name in native.COMPILED], opt_level="3")
     for ext in built:
         ext.optional = True
     return built

@@ -36,6 +36,12 @@ def compiled_present(folder: Path = FOLDER) -> bool:
                for name in COMPILED for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
+def source_digests(folder: Path = FOLDER) -> dict[str, str]:
+    """Each compiled module's source digest: what the build records (setup.py) and this checks."""
+    return {name: hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest()
+            for name in COMPILED}
+
+
 def changed_sources(folder: Path = FOLDER) -> list[str]:
     """The compiled modules whose source is not the one they were built from (all of them when
     the build recorded nothing)."""
@@ -43,8 +49,7 @@ def changed_sources(folder: Path = FOLDER) -> list[str]:
         recorded = json.loads((folder / DIGESTS_FILE).read_text())
     except (OSError, ValueError):
         return list(COMPILED)
-    return [name for name in COMPILED
-            if recorded.get(name) != hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest()]
+    return [name for name, digest in source_digests(folder).items() if recorded.get(name) != digest]
 
 
 class SourceFinder(importlib.abc.MetaPathFinder):
