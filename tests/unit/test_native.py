@@ -5,6 +5,7 @@ bytes."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import json
 import os
@@ -24,14 +25,18 @@ needs_build = pytest.mark.skipif(not PRESENT, reason="the worker modules are not
                                  "(CIVICFLOW_COMPILE=0 or no C compiler at install)")
 
 
-def _python(code: str, path: Path | None = None, **env: str) -> str:
+def _run(code: str, path: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     run_env = {**os.environ, **env}
     if path is not None:
         run_env["PYTHONPATH"] = str(path)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=run_env, cwd=path or ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return done
+
+
+def _python(code: str, path: Path | None = None, **env: str) -> str:
+    return _run(code, path, **env).stdout
 
 
 def test_each_source_that_differs_from_the_recorded_build_is_named(tmp_path):
@@ -56,8 +61,8 @@ def test_ci_runs_the_compiled_worker():
         pytest.skip("not compiled on this machine")
     assert streams.FORM == "compiled"
     for name in COMPILED:
-        assert sys.modules.get(f"streams.{name}") is None or not sys.modules[
-            f"streams.{name}"].__file__.endswith(".py"), name
+        module = importlib.import_module(f"streams.{name}")
+        assert module.__file__ is not None and not module.__file__.endswith(".py"), module.__file__
 
 
 @needs_build
@@ -73,9 +78,7 @@ def test_an_edited_source_runs_instead_of_every_stale_compiled_module(tmp_path):
     assert form == "compiled" and processor.endswith(".so") and cases.endswith(".so")
     with (tmp_path / "streams" / "cases.py").open("a") as source:
         source.write("\nEDITED = 'yes'\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path,
-                          timeout=120, check=True)
+    done = _run(probe, tmp_path)
     form, processor, cases, rest = done.stdout.splitlines()
     assert form.startswith("source: streams/{cases}.py changed"), form
     # all of them from source: a compiled processor would call the old compiled cases natively
