@@ -142,12 +142,16 @@ class EventTimeImport:
             feed.first_record, feed.first_event = sorter.records, sorter.added
             tally = feed.tally
             for _, items in rows_from_file(self.adapters[feed.format_name], feed.path, self.now):
-                for counts in (tally, self.tally):
-                    counts.read += 1
+                refused = bool(items) and isinstance(items[0], Reject)
+                # counted in straight-line code (no call, no loop): CPython raises a Ctrl-C only
+                # at a call or a backward jump, so an interrupted import's accounting holds each
+                # record whole (its read with its reject), never one half of it
+                tally.read += 1
+                self.tally.read += 1
                 read += 1
-                if items and isinstance(items[0], Reject):
-                    for counts in (tally, self.tally):
-                        counts.rejected += 1
+                if refused:
+                    tally.rejected += 1
+                    self.tally.rejected += 1
                     rejected += 1
                     for reject in items:
                         assert isinstance(reject, Reject)
