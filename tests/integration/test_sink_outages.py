@@ -88,15 +88,38 @@ def committed(bootstrap: str) -> dict[str, int]:
         consumer.close()
 
 
-def start_sink(bootstrap: str, dsn: str, db: str, port: int, log_path, **extra: str
-               ) -> subprocess.Popen[bytes]:
+# `civicflow sink` itself, with its commit held at the n-th batch: the process writes a file and
+# sleeps after ClickHouse accepted that batch and before its offsets are committed, so the test
+# kills it exactly there (a random kill lands in that window only now and then)
+HOLD_COMMIT = """
+import os, pathlib, sys, time
+from sinks import runner
+commit, calls = runner.SinkRunner._commit, []
+def held(self, batch):
+    calls.append(1)
+    if len(calls) == int(os.environ["HOLD_AT"]):
+        pathlib.Path(os.environ["HOLD_FILE"]).write_text(repr(batch.offsets))
+        time.sleep(3600)
+    commit(self, batch)
+runner.SinkRunner._commit = held
+from civicflow.cli import main
+raise SystemExit(main(["sink"]))
+"""
+
+
+def start_sink(bootstrap: str, dsn: str, db: str, port: int, log_path, hold: tuple[int, str] | None
+               = None, **extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICFLOW_")}
     env.update({"CIVICFLOW_BOOTSTRAP": bootstrap, "CIVICFLOW_CLICKHOUSE": dsn,
                 "CIVICFLOW_DATABASE": db, "CIVICFLOW_METRICS_PORT": str(port),
                 "CIVICFLOW_PARTITIONS": "2", **extra})
+    command = [sys.executable, "-m", "civicflow", "sink"]
+    if hold is not None:
+        env.update({"HOLD_AT": str(hold[0]), "HOLD_FILE": hold[1]})
+        command = [sys.executable, "-c", HOLD_COMMIT]
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "civicflow", "sink"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
 
 
 def wait_for(condition, timeout: float, what: str, poll: float = 0.05) -> None:
@@ -107,10 +130,10 @@ def wait_for(condition, timeout: float, what: str, poll: float = 0.05) -> None:
 
 
 def test_sink_killed_mid_batch_writes_every_row_once(tmp_path):
-    """SIGKILL at random points while the sink works through a backlog, batches of three tables;
-    until one kill lands between a table's insert and the batch's commit (rows in ClickHouse the
-    committed offsets do not cover). Restarted each time; at the end every table holds each
-    record once, raw and FINAL."""
+    """SIGKILL while the sink works through a backlog in batches of three tables, after earlier
+    batches were committed: twice at a random moment, then once exactly between a batch's insert
+    and its commit (rows in ClickHouse the committed offsets do not cover). Restarted each time;
+    at the end every table holds each record once, raw and FINAL."""
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
     db = "it_sink_kill"
     rows = 0
@@ -126,20 +149,24 @@ def test_sink_killed_mid_batch_writes_every_row_once(tmp_path):
         # small batches and a short random wait: on an idle machine the sink writes a 20,000-row
         # backlog in well under a second, so a longer wait mostly kills a sink with nothing to do
         extra = {"CIVICFLOW_SINK_BATCH_ROWS": "2000", "CIVICFLOW_SINK_BATCH_SECONDS": "0.05"}
-        in_doubt_seen = []
-        for attempt in range(30):  # 1-3 kills were enough in 3 runs beside another test file
+        doubt: dict[str, int] = {}
+        for attempt in range(3):
             produce_rows(bootstrap, rows, 20_000)
             rows += 20_000
             port = free_port()
-            sink = start_sink(bootstrap, dsn, db, port, tmp_path / "sink.log", **extra)
-            # earlier batches committed (the sink sets its last-success gauge right after a
-            # commit), then a random moment in the middle of the backlog. Its metrics answer in
-            # milliseconds: reading the group's offsets instead took long enough under load for
-            # the sink to have written the whole backlog before the kill, 12 times out of 12
-            wait_for(lambda port=port, sink=sink: scrape(port).get(LAST_COMMIT, 0.0) > 0
-                     or sink.poll() is not None, 120, "a first committed batch", poll=0.01)
+            held = tmp_path / f"held-{attempt}"
+            hold = (rng.randint(2, 4), str(held)) if attempt == 2 else None
+            sink = start_sink(bootstrap, dsn, db, port, tmp_path / "sink.log", hold, **extra)
+            if hold is None:
+                # earlier batches committed (the sink sets its last-success gauge right after a
+                # commit), then a random moment in the middle of the backlog
+                wait_for(lambda port=port, sink=sink: scrape(port).get(LAST_COMMIT, 0.0) > 0
+                         or sink.poll() is not None, 120, "a first committed batch", poll=0.01)
+                time.sleep(rng.uniform(0.0, 0.2))
+            else:
+                wait_for(lambda held=held, sink=sink: held.exists() or sink.poll() is not None,
+                         120, f"the sink to hold the commit of its batch {hold[0]}")
             assert sink.poll() is None, (tmp_path / "sink.log").read_text()[-2000:]
-            time.sleep(rng.uniform(0.0, 0.2))
             sink.send_signal(signal.SIGKILL)
             sink.wait(10)
             offsets = committed(bootstrap)
@@ -147,13 +174,11 @@ def test_sink_killed_mid_batch_writes_every_row_once(tmp_path):
                 f"SELECT '{table}', count() FROM {db}.{table}" for table in TOPIC_OF_TABLE)))
             doubt = {t: raw[t] - offsets[TOPIC_OF_TABLE[t]] for t in TOPIC_OF_TABLE
                      if raw[t] > offsets[TOPIC_OF_TABLE[t]]}
-            print(f"kill {attempt + 1}: committed {offsets}, in ClickHouse {raw}, "
-                  f"written and not committed {doubt or 'none'}")
-            if doubt:
-                in_doubt_seen.append(doubt)
-                if len(in_doubt_seen) >= 1:
-                    break
-        assert in_doubt_seen, "no kill landed between an insert and its commit"
+            print(f"kill {attempt + 1}{' (held)' if hold else ''}: committed {offsets}, "
+                  f"in ClickHouse {raw}, written and not committed {doubt or 'none'}")
+            assert all(raw[t] >= offsets[TOPIC_OF_TABLE[t]] for t in TOPIC_OF_TABLE), \
+                "committed offsets ahead of the rows in ClickHouse: rows lost"
+        assert doubt, "the held batch was written, yet the committed offsets cover every row"
         port = free_port()
         sink = start_sink(bootstrap, dsn, db, port, tmp_path / "sink.log", **extra)
         try:
