@@ -151,6 +151,7 @@ def build_processor(settings: Settings, mode: Mode, store: MutableMapping[str, b
     """The case processor with its metrics (served on the metrics port when one is set)."""
     registry = CollectorRegistry()
     calendar = WorkingDayCalendar.from_override_file(settings.holiday_file)
+    calendar.prepare(datetime.now(UTC).date() + timedelta(days=400))  # clock: start-up, not the first batch
     metrics = WorkerMetrics(registry, calendar=calendar)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

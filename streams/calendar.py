@@ -128,6 +128,12 @@ class WorkingDayCalendar:
 
     # ---- days ------------------------------------------------------------------------------
 
+    def prepare(self, through: date) -> None:
+        """Build the day tables through `through` (at most the calendar's last year) now, at
+        start-up, rather than in the first batch that needs them (the first calendar of a
+        process reads every official day since its first year: ~0.3 s)."""
+        self._build_until(min(_index_of(through) + 1, self._end))
+
     def _build_until(self, index: int) -> None:
         """Know every day before `index` (whole years at a time)."""
         if index <= self._built_until:

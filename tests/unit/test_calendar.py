@@ -88,3 +88,15 @@ def test_bad_override_file_names_the_key(tmp_path):
     path.write_text('[2031]\nholidays = ["2030-01-01"]\n')
     with pytest.raises(ConfigError, match="2031.holidays"):
         WorkingDayCalendar.from_override_file(path)
+
+
+def test_prepared_day_tables_are_the_ones_built_on_first_use():
+    """`prepare` (the worker's start-up) builds the same days a calendar builds lazily, and a
+    date past the calendar's last year is clamped, not refused."""
+    prepared = WorkingDayCalendar()
+    prepared.prepare(date(2028, 12, 31))
+    lazy = WorkingDayCalendar()
+    days = [date(2026, 1, 1) + (date(2026, 1, 2) - date(2026, 1, 1)) * i for i in range(3 * 366)]
+    assert [prepared.is_workday(d) for d in days] == [lazy.is_workday(d) for d in days]
+    assert prepared.is_workday(date(2026, 10, 10)) and not prepared.is_workday(date(2026, 10, 1))
+    WorkingDayCalendar().prepare(date(2400, 1, 1))
