@@ -130,9 +130,10 @@ class MilestoneClock:
     """One milestone in one cycle: its start, its approved extensions (延期), when it was met or
     stopped, and its alert instants — each computed once, when first asked for."""
 
-    __slots__ = ("_cache_key", "_chain", "_checked", "_dues", "_final_due", "_points", "cycle",
-                 "ext", "met_us", "milestone", "start_day", "start_us", "state", "stop_reason",
-                 "stop_us")
+    __slots__ = ("_chain", "_checked", "_due_at", "_due_micros", "_due_provisional", "_final_at",
+                 "_final_provisional", "_key_ext", "_key_limits", "_key_pause", "_key_until",
+                 "_points", "cycle", "ext", "met_us", "milestone", "start_day", "start_us", "state",
+                 "stop_reason", "stop_us")
     __deletable__ = ("state",)  # CaseState.release (mypyc: native attributes are not deletable)
 
     def __init__(self, state: CaseState, milestone: Milestone, cycle: int, start: int) -> None:
@@ -145,13 +146,21 @@ class MilestoneClock:
         self.stop_us: int | None = None
         self.stop_reason: AlertEnd | None = None
         self.ext: list[tuple[int, int]] = []  # (working days, instant it took effect)
-        self._cache_key: tuple = ()
+        # what the computed instants rest on (see `_fresh`), as plain fields: a worker keeps
+        # three clocks per case, and every container object costs the cyclic collector a visit
+        self._key_limits = self._key_ext = self._key_pause = self._key_until = -1
         # the case's step count when the key was last checked: only applying a step changes
         # what the instants rest on
         self._checked = -1
-        self._points: list[tuple[int, int, bool]] = []  # per level: fires_at, due_at, provisional
-        self._dues: dict[int, tuple[int, bool]] = {}
-        self._final_due: tuple[int, bool] | None = None
+        # per level computed so far, flat: fires_at, due_at, provisional (0/1)
+        self._points: list[int] = []
+        # the due instant of the limit asked last (`_due`), and of the final limit (`due_us`);
+        # -1: not computed
+        self._due_micros = -1
+        self._due_at = -1
+        self._due_provisional = False
+        self._final_at = -1
+        self._final_provisional = False
         self._chain: tuple[tuple[Limit, int | None], ...] | None = None
 
     def halt(self, at: int, reason: AlertEnd) -> None:
@@ -205,13 +214,15 @@ class MilestoneClock:
         suspensions, or (where suspensions exist) when the clock stopped counting."""
         state = self.state
         self._checked = state.count
-        key = (state.limits_version, len(self.ext), state.pause_version,
-               self.counting_until if state.pauses else 0)
-        if key != self._cache_key:
-            self._cache_key = key
-            self._points = []
-            self._dues = {}
-            self._final_due = None
+        limits, ext, pause = state.limits_version, len(self.ext), state.pause_version
+        until = self.counting_until if state.pauses else 0
+        if (limits != self._key_limits or ext != self._key_ext or pause != self._key_pause
+                or until != self._key_until):
+            self._key_limits, self._key_ext, self._key_pause, self._key_until = (
+                limits, ext, pause, until)
+            self._points.clear()
+            self._due_micros = -1
+            self._final_at = -1
             self._chain = None
 
     def instant_us(self, micros: int, kind: ClockKind) -> tuple[int, bool]:
@@ -228,10 +239,13 @@ class MilestoneClock:
         return at, (at - 1 + CHINA_OFFSET_US) // DAY_US > calendar.official_until_index
 
     def _due(self, limit: Limit) -> tuple[int, bool]:
-        found = self._dues.get(limit.micros)
-        if found is None:
-            found = self._dues[limit.micros] = self.instant_us(limit.micros, limit.clock)
-        return found
+        """The due instant of a limit: the last one asked is remembered (a clock without
+        extensions has one limit; with extensions, the others are computed again)."""
+        micros = limit.micros
+        if micros != self._due_micros:
+            self._due_at, self._due_provisional = self.instant_us(micros, limit.clock)
+            self._due_micros = micros
+        return self._due_at, self._due_provisional
 
     def point(self, level: int) -> tuple[int, int, bool]:
         """(fires_at, due_at, provisional) of the alert level with index `level`. An extension
@@ -239,31 +253,39 @@ class MilestoneClock:
         if self._checked != self.state.count:
             self._fresh()
         points = self._points
-        if level < len(points):
-            return points[level]
-        chain = self.chain
         fractions = self.state.fraction_pairs
-        while len(points) <= level:
-            num, den = fractions[len(points)]
+        while len(points) <= 3 * level:
+            num, den = fractions[len(points) // 3]
+            if not self.ext:
+                limit = self.state.limits[self.milestone]
+                at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
+                                                  limit.clock)
+                due, due_provisional = self._due(limit)
+                points.append(at)
+                points.append(due)
+                points.append(1 if provisional or due_provisional else 0)
+                continue
+            chain = self.chain
             for index, (limit, _) in enumerate(chain):
                 at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
                                                   limit.clock)
                 following = chain[index + 1][1] if index + 1 < len(chain) else None
                 if following is None or at < following:
                     due, due_provisional = self._due(limit)
-                    points.append((at, due, provisional or due_provisional))
+                    points.append(at)
+                    points.append(due)
+                    points.append(1 if provisional or due_provisional else 0)
                     break
-        return points[level]
+        return points[3 * level], points[3 * level + 1], points[3 * level + 2] == 1
 
     def due_us(self) -> tuple[int, bool]:
         """The red instant under the final (extended) limit."""
         if self._checked != self.state.count:
             self._fresh()
-        found = self._final_due
-        if found is None:
+        if self._final_at < 0:
             limit = self.chain[-1][0] if self.ext else self.state.limits[self.milestone]
-            found = self._final_due = self._due(limit)
-        return found
+            self._final_at, self._final_provisional = self._due(limit)
+        return self._final_at, self._final_provisional
 
     def due(self, _calendar: WorkingDayCalendar | None = None) -> datetime:
         return from_us(self.due_us()[0])
@@ -293,20 +315,32 @@ class MilestoneClock:
         return total
 
 
-@dataclass(frozen=True, slots=True)
 class AlertChange:
-    """What an evaluation emits for one alert: its firing, its end, or its retraction."""
+    """What an evaluation emits for one alert: its firing, its end, or its retraction.
 
-    kind: str  # "fire" | "end" | "retract"
-    code: int
-    milestone: Milestone
-    cycle: int
-    level: AlertLevel
-    fires_at: int
-    due_at: int
-    provisional: bool
-    ended_at: int | None = None
-    end_reason: AlertEnd | None = None
+    A plain class, not a dataclass: compiled, a dataclass keeps the `__init__` the dataclasses
+    module generates, run as interpreted code with its arguments packed (one per alert)."""
+
+    __slots__ = ("code", "cycle", "due_at", "end_reason", "ended_at", "fires_at", "kind", "level",
+                 "milestone", "provisional")
+
+    def __init__(self, kind: str, code: int, milestone: Milestone, cycle: int, level: AlertLevel,
+                 fires_at: int, due_at: int, provisional: bool, ended_at: int | None = None,
+                 end_reason: AlertEnd | None = None) -> None:
+        self.kind = kind  # "fire" | "end" | "retract"
+        self.code = code
+        self.milestone = milestone
+        self.cycle = cycle
+        self.level = level
+        self.fires_at = fires_at
+        self.due_at = due_at
+        self.provisional = provisional
+        self.ended_at = ended_at
+        self.end_reason = end_reason
+
+    def __repr__(self) -> str:
+        return (f"AlertChange({self.kind}, {self.milestone}:{self.cycle}:{self.level}, "
+                f"fires_at={self.fires_at}, ended_at={self.ended_at})")
 
 
 def alert_code(milestone_index: int, cycle: int, level_index: int) -> int:
@@ -325,9 +359,10 @@ class CaseState:
     """A case as of the steps applied so far (`apply` only with a step that sorts after every
     step applied before; `origin` is the case's `created` step, or its first step)."""
 
-    __slots__ = ("_attrs_filled", "_clocks", "_clocks_key", "_limits", "_spans", "_status",
-                 "calendar", "cancelled_us", "case_id", "closed_us", "count", "cycles",
-                 "fraction_pairs", "given_due", "halted", "holders", "last_key", "limits_version",
+    __slots__ = ("_attrs_filled", "_clocks", "_clocks_limits", "_clocks_runs", "_limits", "_spans",
+                 "_status", "calendar", "cancelled_us", "case_id", "closed_us", "count", "cycles",
+                 "fraction_pairs", "given_due", "halted", "holders", "last_at", "last_event_id",
+                 "last_order", "limits_version",
                  "origin", "pause_version", "pauses", "policy", "reassigned_count", "reopens",
                  "reported_reopens", "returned_count", "runs", "satisfaction", "snapshot_head",
                  "status_before_pause", "steps", "unit")
@@ -357,14 +392,18 @@ class CaseState:
         self.unit: str | None = None
         self.reopens = self.reported_reopens = self.returned_count = self.reassigned_count = 0
         self.count = 0
-        self.last_key: tuple[int, int, str] | None = None
+        # the reduction key of the last step applied (`apply` takes only steps after it); -1:
+        # none yet. Plain fields: a tuple per step would be one more object per event
+        self.last_at = -1
+        self.last_order = 0
+        self.last_event_id = ""
         self.steps: list[Step] = []
         self._attrs_filled = origin.attrs
         self._limits: dict[Milestone, Limit] | None = None
         self.limits_version = 0
         self.runs = 3  # milestone runs so far (each reopen / re-dispatch adds some)
         self._clocks: tuple[MilestoneClock, ...] = ()
-        self._clocks_key: tuple[int, int] = (-1, -1)
+        self._clocks_limits = self._clocks_runs = -1
         # the snapshot's leading fields as JSON, for the attributes they were made from
         self.snapshot_head: tuple[CaseAttrs, bytes] | None = None
 
@@ -385,7 +424,7 @@ class CaseState:
         at = step.at
         self.steps.append(step)
         self.count += 1
-        self.last_key = (at, step.order, step.event_id)
+        self.last_at, self.last_order, self.last_event_id = at, step.order, step.event_id
         if step.attrs is not self.origin.attrs:
             self._fill_attrs(step.attrs)
         if step.unit is not None:
@@ -613,11 +652,10 @@ class CaseState:
     @property
     def clocks(self) -> tuple[MilestoneClock, ...]:
         """Every run of every milestone the policy gives a limit."""
-        key = (self.limits_version, self.runs)
-        if self._clocks_key != key:
+        if self._clocks_limits != self.limits_version or self._clocks_runs != self.runs:
             limits = self.limits
             self._clocks = tuple(c for m in MILESTONES if m in limits for c in self.cycles[m])
-            self._clocks_key = key
+            self._clocks_limits, self._clocks_runs = self.limits_version, self.runs
         return self._clocks
 
     def current(self, milestone: Milestone) -> MilestoneClock | None:
@@ -691,8 +729,12 @@ class CaseState:
                 run._fresh()
             points = run._points  # the instants computed so far (point() computes the others)
             for level in range(levels):
-                fires_at, due_at, provisional = (points[level] if level < len(points)
-                                                 else run.point(level))
+                if 3 * level < len(points):
+                    fires_at = points[3 * level]
+                    due_at = points[3 * level + 1]
+                    provisional = points[3 * level + 2] == 1
+                else:
+                    fires_at, due_at, provisional = run.point(level)
                 if fires_at > clock:
                     if until > fires_at and fires_at < upcoming:
                         upcoming = fires_at

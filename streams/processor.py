@@ -59,13 +59,23 @@ class Mode(StrEnum):
     REPLAY = "replay"
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
-    topic: str
-    partition: int
-    key: bytes | None
-    value: bytes
-    control: bool = False
+    """One record of an event topic as the shell hands it over. A plain class, not a dataclass:
+    compiled, a dataclass keeps the generated `__init__`, run as interpreted code (one call
+    per record)."""
+
+    __slots__ = ("control", "key", "partition", "topic", "value")
+
+    def __init__(self, topic: str, partition: int, key: bytes | None, value: bytes,
+                 control: bool = False) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.control = control
+
+    def __repr__(self) -> str:
+        return f"Record({self.topic}/{self.partition}, {self.value[:60]!r})"
 
 
 @dataclass
@@ -131,11 +141,10 @@ class CaseEntry:
                 self._blob = (base, attrs_list, attrs_body,
                               rows_body + b"," + _encode_row(step, base, index))
         state = self.state
-        if state is None or replaced is not None or state.last_key is None:
+        if state is None or replaced is not None or state.last_at < 0:
             self.drop_state()
             return
-        last = state.last_key
-        if (step.at, step.order) <= (last[0], last[1]) or (
+        if step.at < state.last_at or (step.at == state.last_at and step.order <= state.last_order) or (
                 step.kind is EventType.CREATED and state.origin.kind is not EventType.CREATED):
             self.drop_state()
             return
