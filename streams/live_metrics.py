@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import date
 
 from streams.calendar import day_index
-from streams.observer import CaseFacts
+from streams.processor import CaseFacts
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 

@@ -13,7 +13,8 @@ from prometheus_client.registry import Collector
 from schemas.enums import Milestone
 from streams.calendar import WorkingDayCalendar, day_start_us, to_us
 from streams.live_metrics import CaseIndex
-from streams.observer import BatchStats, CaseFacts, Observer
+from streams.observer import BatchStats, Observer
+from streams.processor import CaseFacts
 
 # minutes to weeks: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h, 1d, 2d, 3d, 5d, 7d, 14d, 30d
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 259200,

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 from schemas.enums import Milestone
+
+if TYPE_CHECKING:
+    from streams.processor import CaseFacts
 
 
 @dataclass
@@ -30,23 +33,6 @@ class BatchStats:
     def __bool__(self) -> bool:
         return bool(self.events or self.duplicates or self.late or self.rejects or self.alerts
                     or self.met or self.returns or self.archived)
-
-
-class CaseFacts(NamedTuple):
-    """A case's contribution to the live gauges (bounded labels only). A named tuple: made on
-    every evaluation, where a frozen dataclass's __init__ cost 10x more."""
-
-    source: str
-    district: str
-    urgency: str
-    created_us: int
-    open: bool
-    overdue: bool
-    respond_due: bool  # met, or due before the clock
-    respond_on_time: bool
-    resolve_due: bool
-    resolve_on_time: bool
-    suspended: bool
 
 
 class Observer:

@@ -35,7 +35,7 @@ from schemas.errors import CalendarUnknown, InvalidRecord
 from schemas.policy import SlaPolicy
 from streams.calendar import WorkingDayCalendar, from_us, to_us
 from streams.cases import ESCALATION_RANK, CaseState, distinct_steps, fold_steps
-from streams.observer import BatchStats, CaseFacts, Observer
+from streams.observer import BatchStats, Observer
 from streams.snapshots import alert_json, snapshot_json
 from streams.steps import AttrsCache, CaseAttrs, Step, parse_step
 
@@ -741,8 +741,9 @@ class CaseProcessor:
 
 
 def _topic_of(entry: CaseEntry) -> str:
-    step = next(iter(entry.steps.values()))
-    return _TOPIC_OF[step.attrs.source]
+    for step in entry.steps.values():  # the first (compiled, a loop makes no iterator object)
+        return _TOPIC_OF[step.attrs.source]
+    raise ValueError("a case entry without steps")
 
 
 _RED = list(AlertLevel).index(AlertLevel.RED)
@@ -750,6 +751,41 @@ _GAUGED = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
 _CANCELLED = CaseStatus.CANCELLED
 _CLOSED = CaseStatus.CLOSED
 _SETTLED = (_CLOSED, _CANCELLED)
+
+
+_FACT_FIELDS = ("source", "district", "urgency", "created_us", "open", "overdue", "respond_due",
+                "respond_on_time", "resolve_due", "resolve_on_time", "suspended")
+
+
+class CaseFacts:
+    """A case's contribution to the live gauges (bounded labels only), made on every
+    evaluation: a compiled class (a named tuple's `__new__` is interpreted code)."""
+
+    __slots__ = ("created_us", "district", "open", "overdue", "resolve_due", "resolve_on_time",
+                 "respond_due", "respond_on_time", "source", "suspended", "urgency")
+
+    def __init__(self, source: str, district: str, urgency: str, created_us: int, open: bool,
+                 overdue: bool, respond_due: bool, respond_on_time: bool, resolve_due: bool,
+                 resolve_on_time: bool, suspended: bool) -> None:
+        self.source = source
+        self.district = district
+        self.urgency = urgency
+        self.created_us = created_us
+        self.open = open
+        self.overdue = overdue
+        self.respond_due = respond_due  # met, or due before the clock
+        self.respond_on_time = respond_on_time
+        self.resolve_due = resolve_due
+        self.resolve_on_time = resolve_on_time
+        self.suspended = suspended
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CaseFacts) and all(
+            getattr(self, name) == getattr(other, name) for name in _FACT_FIELDS)
+
+    def __repr__(self) -> str:
+        return "CaseFacts(" + ", ".join(f"{name}={getattr(self, name)!r}"
+                                        for name in _FACT_FIELDS) + ")"
 
 
 def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
