@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,30 +39,45 @@ from sinks.migrate import migrate
 FEED = {"seed": 5, "start": date(2026, 10, 12), "cases_per_day": 300, "districts": 4}
 PARTITIONS = 4
 
-PROCESSOR = r'''
-import io, json, resource, sys, time
-from datetime import date, timedelta
+FEED = r'''
+import io, struct, sys, zlib
+from datetime import date
 from producers.grid import GridAdapter
 from producers.simulator import simulate_grid
 from producers.base import Reject
 from schemas.event import event_time_order
+days, limit, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
+events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
+events.sort(key=event_time_order)
+with open(path, "wb") as out:
+    for e in events[:limit]:
+        key, value = e.case_id.encode(), e.to_json()
+        out.write(struct.pack("<BHI", zlib.crc32(key) % 4, len(key), len(value)) + key + value)
+'''
+
+# the feed is built in a process of its own and read back record by record: the processor's
+# process then holds no freed memory of the build, which the processor would reuse unseen
+PROCESSOR = r'''
+import json, resource, struct, sys, time
+from datetime import date, timedelta
 from schemas.policy import load_policy
 from streams.calendar import WorkingDayCalendar
 from streams.processor import CaseProcessor, Mode, Record, tune_gc
 tune_gc()  # as the worker does
-days, limit, archive_days = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
-events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
-events.sort(key=event_time_order)
-records = [Record("events.grid", hash(e.case_id) % 4, e.case_id.encode(), e.to_json())
-           for e in events[:limit]]
-del events, lines
-def rss_kib():  # resident now (ru_maxrss is the peak, already reached while building the records)
+path, archive_days = sys.argv[1], int(sys.argv[2])
+records = []
+with open(path, "rb") as feed:
+    while head := feed.read(7):
+        partition, key_length, value_length = struct.unpack("<BHI", head)
+        key = feed.read(key_length)
+        records.append(Record("events.grid", partition, key, feed.read(value_length)))
+def rss_kib():  # resident now (ru_maxrss is the peak)
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
-before = rss_kib()
 store = {}
 calendar = WorkingDayCalendar()
 calendar.prepare(date(2027, 12, 31))  # start-up, as the worker does: the day tables of the feed's years
+before = rss_kib()
 processor = CaseProcessor(load_policy(), calendar, store, mode=Mode.REPLAY,
                           archive_after=timedelta(days=archive_days))
 started = time.perf_counter()
@@ -117,17 +133,30 @@ SOURCE = {"CIVICFLOW_COMPILED": "0"}  # the worker's modules as Python source (s
 
 def processor_figures() -> tuple[list[Result], dict]:
     # the compiled modules against their Python source, interleaved, best of 2 each (drift)
+    folder = Path(tempfile.mkdtemp(prefix="civicflow-bench-feeds-"))
+
+    def feed(days: int, limit: int = 10**9) -> Path:
+        path = folder / f"grid-{days}d-{limit}.bin"
+        if not path.exists():
+            subprocess.run([sys.executable, "-c", FEED, str(days), str(limit), str(path)], check=True,
+                           timeout=3600)
+        return path
+
     def best_pair(days: int) -> tuple[dict, dict]:
-        pairs = [(_python(PROCESSOR, days, 10**9, 30), _python(PROCESSOR, days, 10**9, 30, env=SOURCE))
+        pairs = [(_python(PROCESSOR, feed(days), 30), _python(PROCESSOR, feed(days), 30, env=SOURCE))
                  for _ in range(2)]
         return (min((compiled for compiled, _ in pairs), key=lambda row: row["seconds"]),
                 min((interpreted for _, interpreted in pairs), key=lambda row: row["seconds"]))
 
-    # the feed issue 12 names for the target (28 days), then twice as long (more cases kept)
-    month, month_source = best_pair(28)
-    whole, source = best_pair(56)
-    rows = [_python(PROCESSOR, days, limit, 30) for days, limit in ((2, 10**4), (17, 10**5), (160, 10**6))]
-    kept = _python(PROCESSOR, 160, 10**6, 0)
+    try:
+        # the feed issue 12 names for the target (28 days), then twice as long (more cases kept)
+        month, month_source = best_pair(28)
+        whole, source = best_pair(56)
+        rows = [_python(PROCESSOR, feed(days, limit), 30)
+                for days, limit in ((2, 10**4), (17, 10**5), (160, 10**6))]
+        kept = _python(PROCESSOR, feed(160, 10**6), 0)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     opened = _python(OPEN_CASES, 1_000_000)
     results = [
         Result(f"processor alone, 28-day grid feed ({month['events']:,} events, {month['cases']:,} "
