@@ -246,8 +246,11 @@ def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, S
     only what `_parse_checked` accepts, with the same result; anything else goes there."""
     get = data.get
     attrs = attrs_cache.get(_attrs_key(get))
-    if attrs is None or not data.keys() <= _FIELDS or get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+    if attrs is None or get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         return None
+    for name in data:  # compiled, a loop over the keys makes no view object (`keys() <= ...`)
+        if name not in _FIELDS:
+            return None
     case_id = get("case_id")
     event_id = get("event_id")
     kind = _TYPES.get(get("type"))  # type: ignore[arg-type]
