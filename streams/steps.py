@@ -218,10 +218,11 @@ AttrsCache = dict[tuple, CaseAttrs]
 _ATTRS_CACHE_LIMIT = 200_000
 
 
-def _attrs_key(get: Any) -> tuple:
+def _attrs_key(data: dict[str, Any]) -> tuple:
     """The case-level fields of an event as sent (the key of the attributes they validate to)."""
-    return (get("source"), get("system"), get("district"), get("street"), get("community"),
-            get("grid"), get("category", "other:"), get("urgency", "normal"), get("caller_hash"))
+    return (data.get("source"), data.get("system"), data.get("district"), data.get("street"),
+            data.get("community"), data.get("grid"), data.get("category", "other:"),
+            data.get("urgency", "normal"), data.get("caller_hash"))
 
 
 def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
@@ -244,42 +245,41 @@ def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
 def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, Step] | None:
     """The common case, or None: known attributes and plain values of every field. Accepts
     only what `_parse_checked` accepts, with the same result; anything else goes there."""
-    get = data.get
-    attrs = attrs_cache.get(_attrs_key(get))
-    if attrs is None or get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+    attrs = attrs_cache.get(_attrs_key(data))
+    if attrs is None or data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         return None
     for name in data:  # compiled, a loop over the keys makes no view object (`keys() <= ...`)
         if name not in _FIELDS:
             return None
-    case_id = get("case_id")
-    event_id = get("event_id")
-    kind = _TYPES.get(get("type"))  # type: ignore[arg-type]
-    unit = get("unit")
-    occurred_at = get("occurred_at")
+    case_id = data.get("case_id")
+    event_id = data.get("event_id")
+    kind = _TYPES.get(data.get("type"))  # type: ignore[arg-type]
+    unit = data.get("unit")
+    occurred_at = data.get("occurred_at")
     at = _fast_instant(occurred_at) if type(occurred_at) is str else None
     if (type(case_id) is not str or not case_id or type(event_id) is not str or not event_id
             or kind is None or (unit is not None and type(unit) is not str)
             or at is None or not EARLIEST_US <= at < LATEST_US):
         return None
-    satisfaction = get("satisfaction")
+    satisfaction = data.get("satisfaction")
     if satisfaction is not None:
         satisfaction = _SATISFACTIONS.get(satisfaction)
         if satisfaction is None:
             return None
-    extension_days = get("extension_days")
+    extension_days = data.get("extension_days")
     if extension_days is not None and (type(extension_days) is not int
                                        or not 0 <= extension_days <= 365):
         return None
-    reopen_count = get("reopen_count")
+    reopen_count = data.get("reopen_count")
     if reopen_count is not None and (type(reopen_count) is not int
                                      or not 0 <= reopen_count <= 1000):
         return None
-    due_at = get("due_at")
+    due_at = data.get("due_at")
     if due_at is not None:
         due_at = _fast_instant(due_at) if type(due_at) is str else None
         if due_at is None or not EARLIEST_US <= due_at < LATEST_US:
             return None
-    reason = get("reason")
+    reason = data.get("reason")
     if reason is not None and (type(reason) is not str or len(reason) > 500):
         return None
     return case_id, Step(event_id, kind, at, attrs, unit, satisfaction, extension_days,
@@ -291,52 +291,51 @@ def _parse_checked(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, 
     if not data.keys() <= _FIELDS:
         extra = sorted(set(data) - _FIELDS)[0]
         raise InvalidRecord(f"not a canonical event: unknown field {extra[:40]!r}")
-    get = data.get
-    version = get("schema_version", SCHEMA_VERSION)
+    version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise InvalidRecord(f"not a canonical event: schema_version {version!r} (this worker reads "
                             f"{SCHEMA_VERSION})")
-    case_id = get("case_id")
-    event_id = get("event_id")
-    system = get("system")
+    case_id = data.get("case_id")
+    event_id = data.get("event_id")
+    system = data.get("system")
     for name, value in (("case_id", case_id), ("event_id", event_id), ("system", system)):
         if type(value) is not str or not value:
             raise InvalidRecord(f"not a canonical event: {name} must be a non-empty string")
     for name in _OPTIONAL_TEXT:
-        value = get(name)
+        value = data.get(name)
         if value is not None and type(value) is not str:
             raise InvalidRecord(f"not a canonical event: {name} must be a string")
-    category = get("category", "other:")
+    category = data.get("category", "other:")
     if type(category) is not str:
         raise InvalidRecord("not a canonical event: category must be a string")
-    kind = _TYPES.get(get("type"))  # type: ignore[arg-type]
+    kind = _TYPES.get(data.get("type"))  # type: ignore[arg-type]
     if kind is None:
         _enum(data, "type", _TYPES)
-    source = _SOURCES.get(get("source"))  # type: ignore[arg-type]
+    source = _SOURCES.get(data.get("source"))  # type: ignore[arg-type]
     if source is None:
         _enum(data, "source", _SOURCES)
-    urgency = get("urgency", Urgency.NORMAL.value)
+    urgency = data.get("urgency", Urgency.NORMAL.value)
     urgency = _URGENCIES.get(urgency) if type(urgency) is str else None
     if urgency is None:  # null too: the model takes an urgency or none, not null
-        raise InvalidRecord(f"not a canonical event: urgency {str(get('urgency'))[:40]!r} is not "
+        raise InvalidRecord(f"not a canonical event: urgency {str(data.get('urgency'))[:40]!r} is not "
                             f"one of {', '.join(_URGENCIES)}")
-    key = _attrs_key(get)
+    key = _attrs_key(data)
     attrs = attrs_cache.get(key)
     if attrs is None:
         if len(attrs_cache) >= _ATTRS_CACHE_LIMIT:
             attrs_cache.clear()
         attrs = attrs_cache[key] = CaseAttrs(
-            source, system, get("district"), get("street"), get("community"),  # type: ignore[arg-type]
-            get("grid"), category, urgency, get("caller_hash"))
-    satisfaction = get("satisfaction")
+            source, system, data.get("district"), data.get("street"), data.get("community"),  # type: ignore[arg-type]
+            data.get("grid"), category, urgency, data.get("caller_hash"))
+    satisfaction = data.get("satisfaction")
     if satisfaction is not None:
         satisfaction = _enum(data, "satisfaction", _SATISFACTIONS)
-    extension_days = get("extension_days")
-    reopen_count = get("reopen_count")
-    due_at = get("due_at")
-    reason = get("reason")
+    extension_days = data.get("extension_days")
+    reopen_count = data.get("reopen_count")
+    due_at = data.get("due_at")
+    reason = data.get("reason")
     step = Step(
-        event_id, kind, _instant(data, "occurred_at", True), attrs, get("unit"),  # type: ignore[arg-type]
+        event_id, kind, _instant(data, "occurred_at", True), attrs, data.get("unit"),  # type: ignore[arg-type]
         satisfaction,
         None if extension_days is None else _small_int(data, "extension_days", 365),
         None if reopen_count is None else _small_int(data, "reopen_count", 1000),
