@@ -39,7 +39,7 @@ from sinks.migrate import migrate
 FEED = {"seed": 5, "start": date(2026, 10, 12), "cases_per_day": 300, "districts": 4}
 PARTITIONS = 4
 
-FEED = r'''
+FEED_SCRIPT = r'''
 import io, struct, sys, zlib
 from datetime import date
 from producers.grid import GridAdapter
@@ -138,7 +138,7 @@ def processor_figures() -> tuple[list[Result], dict]:
     def feed(days: int, limit: int = 10**9) -> Path:
         path = folder / f"grid-{days}d-{limit}.bin"
         if not path.exists():
-            subprocess.run([sys.executable, "-c", FEED, str(days), str(limit), str(path)], check=True,
+            subprocess.run([sys.executable, "-c", FEED_SCRIPT, str(days), str(limit), str(path)], check=True,
                            timeout=3600)
         return path
 
