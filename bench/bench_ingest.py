@@ -24,7 +24,8 @@ def run(days: int = 20) -> list[Result]:
     rows = simulate_hotline(days=days, cases_per_day=200, districts=5)
     data = hotline_csv(rows, "gbk")
     adapter = Hotline12345Adapter(b"k")
-    tally, seen, events = ImportTally(), set(), []
+    seen: set[str] = set()
+    tally, events = ImportTally(), []
     for _, items in adapter.encode_rows(io.BytesIO(data), "bench"):
         events.extend(tally.add(items, seen))
     payloads = [(e.case_id.encode(), e.payload) for e in events]
@@ -46,7 +47,8 @@ def run(days: int = 20) -> list[Result]:
 
         def through_models() -> None:
             """The import as it was before the wire-form path: a validated model per event."""
-            producer, model_tally, model_seen, model_events = EventProducer(bootstrap), ImportTally(), set(), []
+            model_seen: set[str] = set()
+            producer, model_tally, model_events = EventProducer(bootstrap), ImportTally(), []
             with open(path, "rb") as stream:
                 for _, items in adapter.parse_rows(stream, str(path)):
                     model_events.extend(model_tally.add(items, model_seen))

@@ -75,7 +75,7 @@ def arrivals(receiver: Receiver, wanted: set[str], timeout: float) -> list[float
     return sorted(arrived.values())
 
 
-def p(values: list[float], q: float) -> float:
+def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 

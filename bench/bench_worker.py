@@ -195,7 +195,7 @@ def _simulated_feed(folder: Path, days: int) -> tuple[Path, int]:
     from producers.simulator import simulate_grid, write_lines
 
     path = folder / "grid.jsonl"
-    lines = simulate_grid(days=days, **FEED)  # type: ignore[arg-type]
+    lines = simulate_grid(days=days, **FEED)
     write_lines(str(path), lines)
     return path, len(lines)
 
@@ -215,8 +215,8 @@ def _produce(bootstrap: str, path: Path, run: str, as_of: datetime | None = None
     for event in events:
         if event.event_id not in seen:
             seen.add(event.event_id)
-            producer.send_encoded(event)  # type: ignore[arg-type]
-    clock = (as_of or events[-1].occurred_at).isoformat()  # type: ignore[union-attr]
+            producer.send_encoded(event)
+    clock = (as_of or events[-1].occurred_at).isoformat()
     producer.send_control(EVENT_TOPICS["grid"], range(PARTITIONS),  # type: ignore[index]
                           {"run": run, "clock": clock, "final": True})
     if producer.flush(120):

@@ -38,7 +38,7 @@ LOCK = threading.Lock()
 
 
 class ProfiledRunner(SinkRunner):
-    def _absorb(self, messages):  # type: ignore[no-untyped-def]
+    def _absorb(self, messages):
         now = time.time()
         for message in messages:
             if message.error() is None and message.topic() == "alerts.sla":
@@ -49,7 +49,7 @@ class ProfiledRunner(SinkRunner):
                     KAFKA_TS[alert_id] = message.timestamp()[1] / 1000
         super()._absorb(messages)
 
-    def _hand_off(self, writer, in_flight):  # type: ignore[no-untyped-def]
+    def _hand_off(self, writer, in_flight):
         now = time.time()
         waiting = [a for a in RECEIVED if a not in HANDED]
         result = super()._hand_off(writer, in_flight)
