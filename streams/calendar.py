@@ -150,11 +150,10 @@ class WorkingDayCalendar:
             year += 1
 
     def _year_workdays(self, year: int) -> list[bool]:
-        days = [date(year, 1, 1) + timedelta(days=i) for i in range(366 if _leap(year) else 365)]
-        if year in self._overrides:
-            holidays, workdays = self._overrides[year]
-            return [d in workdays or (d not in holidays and d.weekday() < 5) for d in days]
-        return _standard_year(year)
+        if year not in self._overrides:
+            return _standard_year(year)
+        holidays, workdays = self._overrides[year]
+        return [d in workdays or (d not in holidays and d.weekday() < 5) for d in _days_of(year)]
 
     def _slot(self, index: int) -> int:
         if self._first <= index < self._built_until:
@@ -243,14 +242,17 @@ def _standard_year(year: int) -> list[bool]:
     official schedule is read day by day): every calendar of the process shares it."""
     found = _STANDARD_YEARS.get(year)
     if found is None:
-        days = [date(year, 1, 1) + timedelta(days=i) for i in range(366 if _leap(year) else 365)]
         if year in _OFFICIAL_YEARS:
-            found = [bool(chinese_calendar.is_workday(d)) for d in days]
+            found = [bool(chinese_calendar.is_workday(d)) for d in _days_of(year)]
         else:
             holidays = _provisional_holidays(year)
-            found = [d.weekday() < 5 and d not in holidays for d in days]
+            found = [d.weekday() < 5 and d not in holidays for d in _days_of(year)]
         _STANDARD_YEARS[year] = found
     return found
+
+
+def _days_of(year: int) -> list[date]:
+    return [date(year, 1, 1) + timedelta(days=i) for i in range(366 if _leap(year) else 365)]
 
 
 def _leap(year: int) -> bool:

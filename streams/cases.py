@@ -256,16 +256,8 @@ class MilestoneClock:
         fractions = self.state.fraction_pairs
         while len(points) <= 3 * level:
             num, den = fractions[len(points) // 3]
-            if not self.ext:
-                limit = self.state.limits[self.milestone]
-                at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
-                                                  limit.clock)
-                due, due_provisional = self._due(limit)
-                points.append(at)
-                points.append(due)
-                points.append(1 if provisional or due_provisional else 0)
-                continue
-            chain = self.chain
+            # without extensions the chain is the limit alone, not built (nor kept) per clock
+            chain = self.chain if self.ext else ((self.state.limits[self.milestone], None),)
             for index, (limit, _) in enumerate(chain):
                 at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
                                                   limit.clock)
@@ -361,8 +353,8 @@ class CaseState:
 
     __slots__ = ("_attrs_filled", "_clocks", "_clocks_limits", "_clocks_runs", "_limits", "_spans",
                  "_status", "calendar", "cancelled_us", "case_id", "closed_us", "count", "cycles",
-                 "fraction_pairs", "given_due", "halted", "holders", "last_at", "last_event_id",
-                 "last_order", "limits_version",
+                 "fraction_pairs", "given_due", "halted", "holders", "last_at", "last_order",
+                 "limits_version",
                  "origin", "pause_version", "pauses", "policy", "reassigned_count", "reopens",
                  "reported_reopens", "returned_count", "runs", "satisfaction", "snapshot_head",
                  "status_before_pause", "steps", "unit")
@@ -392,11 +384,10 @@ class CaseState:
         self.unit: str | None = None
         self.reopens = self.reported_reopens = self.returned_count = self.reassigned_count = 0
         self.count = 0
-        # the reduction key of the last step applied (`apply` takes only steps after it); -1:
-        # none yet. Plain fields: a tuple per step would be one more object per event
+        # instant and lifecycle order of the last step applied (`apply` takes only steps after
+        # it); -1: none yet. Plain fields: a tuple per step would be one more object per event
         self.last_at = -1
         self.last_order = 0
-        self.last_event_id = ""
         self.steps: list[Step] = []
         self._attrs_filled = origin.attrs
         self._limits: dict[Milestone, Limit] | None = None
@@ -424,7 +415,7 @@ class CaseState:
         at = step.at
         self.steps.append(step)
         self.count += 1
-        self.last_at, self.last_order, self.last_event_id = at, step.order, step.event_id
+        self.last_at, self.last_order = at, step.order
         if step.attrs is not self.origin.attrs:
             self._fill_attrs(step.attrs)
         if step.unit is not None:
