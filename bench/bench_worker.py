@@ -40,14 +40,14 @@ FEED = {"seed": 5, "start": date(2026, 10, 12), "cases_per_day": 300, "districts
 PARTITIONS = 4
 
 FEED_SCRIPT = r'''
-import io, struct, sys, zlib
+import io, json, struct, sys, zlib
 from datetime import date
 from producers.grid import GridAdapter
 from producers.simulator import simulate_grid
 from producers.base import Reject
 from schemas.event import event_time_order
-days, limit, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lines = simulate_grid(seed=5, start=date(2026, 10, 12), days=days, cases_per_day=300, districts=4)
+days, limit, path, feed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+lines = simulate_grid(days=days, **{**feed, "start": date.fromisoformat(feed["start"])})
 events = [e for e in GridAdapter().parse(io.BytesIO(b"\n".join(lines)), "sim") if not isinstance(e, Reject)]
 events.sort(key=event_time_order)
 with open(path, "wb") as out:
@@ -138,8 +138,9 @@ def processor_figures() -> tuple[list[Result], dict]:
     def feed(days: int, limit: int = 10**9) -> Path:
         path = folder / f"grid-{days}d-{limit}.bin"
         if not path.exists():
-            subprocess.run([sys.executable, "-c", FEED_SCRIPT, str(days), str(limit), str(path)], check=True,
-                           timeout=3600)
+            settings = json.dumps({**FEED, "start": FEED["start"].isoformat()})  # type: ignore[attr-defined]
+            subprocess.run([sys.executable, "-c", FEED_SCRIPT, str(days), str(limit), str(path),
+                            settings], check=True, timeout=3600)
         return path
 
     def best_pair(days: int) -> tuple[dict, dict]:
