@@ -21,22 +21,23 @@ import tomllib
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 from schemas.errors import CalendarUnknown, ConfigError
 
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
-SECONDS_PER_DAY = 86400
-DAY_US = SECONDS_PER_DAY * 1_000_000
-CHINA_OFFSET_US = 8 * 3600 * 1_000_000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHINA_TZ: Final = ZoneInfo("Asia/Shanghai")
+SECONDS_PER_DAY: Final = 86400
+DAY_US: Final = SECONDS_PER_DAY * 1_000_000
+CHINA_OFFSET_US: Final = 8 * 3600 * 1_000_000
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # the calendar covers these years; event dates and policy limits are bounded well inside them
-FIRST_YEAR = 2000
-LAST_YEAR = 2199
-_OFFICIAL_YEARS = frozenset(d.year for d in chinese_calendar.constants.holidays) | frozenset(
+FIRST_YEAR: Final = 2000
+LAST_YEAR: Final = 2199
+_OFFICIAL_YEARS: Final = frozenset(d.year for d in chinese_calendar.constants.holidays) | frozenset(
     d.year for d in chinese_calendar.constants.workdays)
 
 
@@ -234,7 +235,7 @@ class WorkingDayCalendar:
         return out
 
 
-_STANDARD_YEARS: dict[int, list[bool]] = {}
+_STANDARD_YEARS: Final[dict[int, list[bool]]] = {}
 
 
 def _standard_year(year: int) -> list[bool]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from typing import Final
 
 from schemas.case import CaseSnapshot, alert_id
 from schemas.enums import (
@@ -39,7 +40,7 @@ __all__ = ["TYPE_ORDER", "AlertChange", "AlertPoint", "CaseState", "MilestoneClo
            "dedupe_and_sort", "distinct_steps", "event_sort_key", "reduce_case", "reduce_steps",
            "supersedes"]
 
-_STATUS_OF: dict[EventType, CaseStatus] = {
+_STATUS_OF: Final[dict[EventType, CaseStatus]] = {
     EventType.CREATED: CaseStatus.CREATED,
     EventType.DISPATCHED: CaseStatus.DISPATCHED,
     EventType.RESPONDED: CaseStatus.RESPONDED,
@@ -51,23 +52,47 @@ _STATUS_OF: dict[EventType, CaseStatus] = {
     EventType.RETURNED: CaseStatus.RETURNED,
     EventType.REASSIGNED: CaseStatus.DISPATCHED,
 }
-ESCALATION_RANK: dict[AlertLevel, int] = {
+ESCALATION_RANK: Final[dict[AlertLevel, int]] = {
     AlertLevel.YELLOW: 0,
     AlertLevel.RED: 0,
     AlertLevel.ESCALATION1: 1,
     AlertLevel.ESCALATION2: 2,
     AlertLevel.ESCALATION3: 3,
 }
-MILESTONES = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
-MILESTONE_INDEX = {m: i for i, m in enumerate(MILESTONES)}
-LEVELS = tuple(AlertLevel)
-_RANKS = tuple(ESCALATION_RANK[level] for level in LEVELS)
-_MEETS = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
-          EventType.FEEDBACK: Milestone.FEEDBACK}
-_BEFORE_ALL = -NEVER
-_HOURS = ClockKind.HOURS
-RETRACTED = 1
-ENDED = 2
+MILESTONES: Final = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
+MILESTONE_INDEX: Final = {m: i for i, m in enumerate(MILESTONES)}
+LEVELS: Final = tuple(AlertLevel)
+_RANKS: Final = tuple(ESCALATION_RANK[level] for level in LEVELS)
+_MEETS: Final = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
+                 EventType.FEEDBACK: Milestone.FEEDBACK}
+_BEFORE_ALL: Final = -NEVER
+_HOURS: Final = ClockKind.HOURS
+RETRACTED: Final = 1
+ENDED: Final = 2
+# enum members the code below tests against, as module constants: compiled, reading
+# `EventType.CLOSED` calls the enum class's `__getattr__` every time (~10x a dict lookup);
+# a Final name is a C static
+_END_CANCELLED: Final = AlertEnd.CANCELLED
+_END_CLOSED: Final = AlertEnd.CLOSED
+_END_MET: Final = AlertEnd.MET
+_END_RESTARTED: Final = AlertEnd.RESTARTED
+_EV_CANCELLED: Final = EventType.CANCELLED
+_EV_CLOSED: Final = EventType.CLOSED
+_EV_CREATED: Final = EventType.CREATED
+_EV_DISPATCHED: Final = EventType.DISPATCHED
+_EV_EXTENDED: Final = EventType.EXTENDED
+_EV_FEEDBACK: Final = EventType.FEEDBACK
+_EV_REASSIGNED: Final = EventType.REASSIGNED
+_EV_REOPENED: Final = EventType.REOPENED
+_EV_RESUMED: Final = EventType.RESUMED
+_EV_RETURNED: Final = EventType.RETURNED
+_EV_SUSPENDED: Final = EventType.SUSPENDED
+_M_FEEDBACK: Final = Milestone.FEEDBACK
+_M_RESOLVE: Final = Milestone.RESOLVE
+_ST_CANCELLED: Final = CaseStatus.CANCELLED
+_ST_CLOSED: Final = CaseStatus.CLOSED
+_ST_CREATED: Final = CaseStatus.CREATED
+_ST_SUSPENDED: Final = CaseStatus.SUSPENDED
 
 
 # ---- events in, distinct steps out ------------------------------------------------------------
@@ -292,8 +317,8 @@ class MilestoneClock:
         if until >= NEVER:
             return None
         if self.met_us == until:
-            return until, AlertEnd.MET
-        return until, self.stop_reason or AlertEnd.CLOSED
+            return until, _END_MET
+        return until, self.stop_reason or _END_CLOSED
 
     def paused_us(self) -> int:
         """Paused time on this clock's axis: suspensions that found it unmet and running."""
@@ -369,13 +394,13 @@ class CaseState:
         created = origin.at
         self.cycles: dict[Milestone, list[MilestoneClock]] = {
             m: [MilestoneClock(self, m, 0, created)] for m in MILESTONES}
-        created_unit = origin.unit if origin.kind is EventType.CREATED else None
+        created_unit = origin.unit if origin.kind is _EV_CREATED else None
         self.holders: list[tuple[int, str | None]] = [(_BEFORE_ALL, created_unit)]
         self.pauses: list[list] = []  # [start, end or None while open, auto end, provisional]
         self.pause_version = 0
         self._spans: tuple[Pause, ...] = ()
-        self._status = CaseStatus.CREATED
-        self.status_before_pause = CaseStatus.CREATED
+        self._status = _ST_CREATED
+        self.status_before_pause = _ST_CREATED
         self.satisfaction: Satisfaction | None = None
         self.closed_us: int | None = None
         self.cancelled_us: int | None = None
@@ -435,27 +460,27 @@ class CaseState:
             current = cycles[milestone][-1]
             if current.met_us is None and current.stop_us is None:
                 current.met_us = at
-            if kind is EventType.FEEDBACK and step.satisfaction is not None:
+            if kind is _EV_FEEDBACK and step.satisfaction is not None:
                 self.satisfaction = step.satisfaction
-        elif kind is EventType.DISPATCHED:
+        elif kind is _EV_DISPATCHED:
             self.holders.append((at, step.unit))
-        elif kind is EventType.EXTENDED:
-            resolve = cycles[Milestone.RESOLVE][-1]
+        elif kind is _EV_EXTENDED:
+            resolve = cycles[_M_RESOLVE][-1]
             if step.extension_days and resolve.stop_us is None:
                 resolve.ext.append((step.extension_days, at))
-        elif kind is EventType.REOPENED:
-            for m in (Milestone.RESOLVE, Milestone.FEEDBACK):
+        elif kind is _EV_REOPENED:
+            for m in (_M_RESOLVE, _M_FEEDBACK):
                 runs = cycles[m]
-                runs[-1].halt(at, AlertEnd.RESTARTED)
+                runs[-1].halt(at, _END_RESTARTED)
                 runs.append(MilestoneClock(self, m, len(runs), at))
                 self.runs += 1
             self.reopens += 1
             self.halted = False
-        elif kind is EventType.CLOSED or kind is EventType.CANCELLED:
-            reason = AlertEnd.CLOSED if kind is EventType.CLOSED else AlertEnd.CANCELLED
+        elif kind is _EV_CLOSED or kind is _EV_CANCELLED:
+            reason = _END_CLOSED if kind is _EV_CLOSED else _END_CANCELLED
             for m in MILESTONES:
                 cycles[m][-1].halt(at, reason)
-            if kind is EventType.CLOSED:
+            if kind is _EV_CLOSED:
                 self.closed_us = at
             else:
                 self.cancelled_us = at
@@ -464,19 +489,19 @@ class CaseState:
             if pause is not None:
                 pause[1] = at
                 self._pauses_changed()
-        elif kind is EventType.RETURNED:
+        elif kind is _EV_RETURNED:
             self.holders.append((at, None))
             self.returned_count += 1
-        elif kind is EventType.REASSIGNED:
+        elif kind is _EV_REASSIGNED:
             self.holders.append((at, step.unit))
             self.reassigned_count += 1
             if not self.halted:
                 for m in self.policy.reassign_restarts:
                     runs = cycles[m]
-                    runs[-1].halt(at, AlertEnd.RESTARTED)
+                    runs[-1].halt(at, _END_RESTARTED)
                     runs.append(MilestoneClock(self, m, len(runs), at))
                     self.runs += 1
-        elif kind is EventType.SUSPENDED:
+        elif kind is _EV_SUSPENDED:
             if not self.halted and self._open_pause(at) is None:
                 limit = self.policy.max_suspension
                 auto_end, provisional = clock_instant_us(
@@ -484,13 +509,13 @@ class CaseState:
                 self.pauses.append([at, None, auto_end, provisional])
                 self._pauses_changed()
                 self.status_before_pause = self._status
-                self._status = CaseStatus.SUSPENDED
-        elif kind is EventType.RESUMED:
+                self._status = _ST_SUSPENDED
+        elif kind is _EV_RESUMED:
             pause = self._open_pause(at)
             if pause is not None:
                 pause[1] = at
                 self._pauses_changed()
-                if self._status is CaseStatus.SUSPENDED:
+                if self._status is _ST_SUSPENDED:
                     self._status = self.status_before_pause
 
     def _fill_attrs(self, attrs: CaseAttrs) -> None:
@@ -571,7 +596,7 @@ class CaseState:
             created = self.origin.at
             if self.given_due is not None and self.given_due > created:
                 # the source set the resolve due itself (Open311 Due Date): natural time up to it
-                limits[Milestone.RESOLVE] = Limit(ClockKind.HOURS,
+                limits[_M_RESOLVE] = Limit(_HOURS,
                                                   Fraction(self.given_due - created, 1_000_000))
             self._limits = limits
         return limits
@@ -628,7 +653,7 @@ class CaseState:
         return last[0] <= at < (last[1] if last[1] is not None else last[2])
 
     def status_at(self, at: int) -> CaseStatus:
-        if self._status is CaseStatus.SUSPENDED and not self.suspended_at(at):
+        if self._status is _ST_SUSPENDED and not self.suspended_at(at):
             return self.status_before_pause
         return self._status
 
@@ -638,7 +663,7 @@ class CaseState:
 
     @property
     def is_open(self) -> bool:
-        return self._status not in (CaseStatus.CLOSED, CaseStatus.CANCELLED)
+        return self._status not in (_ST_CLOSED, _ST_CANCELLED)
 
     @property
     def clocks(self) -> tuple[MilestoneClock, ...]:
@@ -668,7 +693,7 @@ class CaseState:
     def paused_seconds(self) -> int:
         if not self.pauses:
             return 0
-        resolve = self.current(Milestone.RESOLVE)
+        resolve = self.current(_M_RESOLVE)
         return 0 if resolve is None else resolve.paused_us() // 1_000_000
 
     # ---- alert instants ----------------------------------------------------------------------
@@ -793,7 +818,7 @@ def fold_steps(case_id: str, ordered: list[Step], policy: SlaPolicy,
     """A case from distinct steps already in reduction order."""
     if not ordered:
         raise ValueError("a case needs at least one event")
-    origin = next((s for s in ordered if s.kind is EventType.CREATED), ordered[0])
+    origin = next((s for s in ordered if s.kind is _EV_CREATED), ordered[0])
     state = CaseState(case_id, origin, policy, calendar)
     for step in ordered:
         state.apply(step)

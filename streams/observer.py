@@ -4,30 +4,40 @@ an interpreted class cannot subclass a compiled one)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from schemas.enums import Milestone
 
 if TYPE_CHECKING:
     from streams.processor import CaseFacts
 
+K = TypeVar("K")
+
+
+class Tally(dict[K, int]):
+    """A count per key, 0 for a key not counted yet. Not `Counter`: a class that defines
+    `__delitem__`, as `Counter` does, takes CPython's generic slot for every `tally[key] = n`
+    too (a method call with an argument tuple), and the worker counts twice per event."""
+
+    def __missing__(self, key: K) -> int:
+        return 0
+
 
 @dataclass
 class BatchStats:
     """What one call did, for the metrics (counted here, reported once per call)."""
 
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # source, type
-    duplicates: Counter[str] = field(default_factory=Counter)
-    late: Counter[str] = field(default_factory=Counter)
-    rejects: Counter[str] = field(default_factory=Counter)
+    events: Tally[tuple[str, str]] = field(default_factory=Tally)  # source, type
+    duplicates: Tally[str] = field(default_factory=Tally)
+    late: Tally[str] = field(default_factory=Tally)
+    rejects: Tally[str] = field(default_factory=Tally)
     # source, milestone, level, kind
-    alerts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    alerts: Tally[tuple[str, str, str, str]] = field(default_factory=Tally)
     alert_delays: list[float] = field(default_factory=list)
     met: list[tuple[str, str, Milestone, float]] = field(default_factory=list)
-    returns: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # source, district
-    archived: Counter[str] = field(default_factory=Counter)  # source
+    returns: Tally[tuple[str, str | None]] = field(default_factory=Tally)  # source, district
+    archived: Tally[str] = field(default_factory=Tally)  # source
     cached_cases: int = 0  # decoded in the working set after the call
 
     def __bool__(self) -> bool:

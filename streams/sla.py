@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from fractions import Fraction
+from typing import Final
 
 from schemas.enums import ClockKind
 from schemas.policy import Limit
 from streams.calendar import CHINA_TZ, WorkingDayCalendar, day_index, day_start_us
 
-NEVER = 1 << 62
+NEVER: Final = 1 << 62
 Pause = tuple[int, int, bool]  # start, end, whether its end was computed on a provisional calendar
 
 

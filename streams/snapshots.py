@@ -5,16 +5,16 @@ A property test holds both to the models."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from streams.calendar import CHINA_OFFSET_US, DAY_US
 from streams.cases import MILESTONES, AlertChange, CaseState
 
-_EPOCH_DAY = date(1970, 1, 1)
-_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
-_DAY_TEXT: dict[int, str] = {}  # local day index -> "YYYY-MM-DDT"
+_EPOCH_DAY: Final = date(1970, 1, 1)
+_TWO_DIGITS: Final = tuple(f"{i:02d}" for i in range(100))
+_DAY_TEXT: Final[dict[int, str]] = {}  # local day index -> "YYYY-MM-DDT"
 
 
 def _iso_text(us: int) -> str:
@@ -54,7 +54,7 @@ class _IsoCache(dict[int | None, str | None]):
         return text
 
 
-_ISO = _IsoCache({None: None})
+_ISO: Final = _IsoCache({None: None})
 
 
 def iso(us: int | None) -> str | None:

@@ -8,7 +8,7 @@ way validates every field it reads and refuses what the model would refuse with 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import orjson
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -19,7 +19,7 @@ from schemas.event import SCHEMA_VERSION, Event
 from streams.calendar import to_us
 
 # Tie-break for events at the same instant: the natural lifecycle order.
-TYPE_ORDER: dict[EventType, int] = {
+TYPE_ORDER: Final[dict[EventType, int]] = {
     EventType.CREATED: 0,
     EventType.DISPATCHED: 1,
     EventType.RETURNED: 2,
@@ -37,16 +37,16 @@ TYPE_ORDER: dict[EventType, int] = {
 }
 # A circulation log (工单流转记录) is the authority on the steps it records: when the same step
 # (case, type, instant) also comes from an order export, the log's copy is the one kept.
-STEP_LOG_SYSTEMS = frozenset({"12345-flow"})
+STEP_LOG_SYSTEMS: Final = frozenset({"12345-flow"})
 # event times the worker accepts (an event dated 1900 or 2300 is a poison record, not a case)
-EARLIEST_US = to_us(datetime.fromisoformat("2000-01-01T00:00:00+08:00"))
-LATEST_US = to_us(datetime.fromisoformat("2100-01-01T00:00:00+08:00"))
+EARLIEST_US: Final = to_us(datetime.fromisoformat("2000-01-01T00:00:00+08:00"))
+LATEST_US: Final = to_us(datetime.fromisoformat("2100-01-01T00:00:00+08:00"))
 
-_TYPES = {t.value: t for t in EventType}
-_SOURCES = {s.value: s for s in Source}
-_URGENCIES = {u.value: u for u in Urgency}
-_SATISFACTIONS = {s.value: s for s in Satisfaction}
-_FIELDS = frozenset(Event.model_fields)
+_TYPES: Final = {t.value: t for t in EventType}
+_SOURCES: Final = {s.value: s for s in Source}
+_URGENCIES: Final = {u.value: u for u in Urgency}
+_SATISFACTIONS: Final = {s.value: s for s in Satisfaction}
+_FIELDS: Final = frozenset(Event.model_fields)
 
 
 class CaseAttrs(NamedTuple):
@@ -63,8 +63,8 @@ class CaseAttrs(NamedTuple):
     caller_hash: str | None
 
 
-STEP_FIELDS = ("at", "attrs", "due_at", "event_id", "extension_days", "kind", "order", "rank",
-                "reason", "reopen_count", "satisfaction", "unit")
+STEP_FIELDS: Final = ("at", "attrs", "due_at", "event_id", "extension_days", "kind", "order",
+                      "rank", "reason", "reopen_count", "satisfaction", "unit")
 
 
 class Step:
@@ -131,7 +131,7 @@ def _text(data: dict[str, Any], name: str, required: bool = False, min_length: i
     return value
 
 
-_DAY_START: dict[str, int] = {}  # "YYYY-MM-DD" + offset -> the instant that day starts there
+_DAY_START: Final[dict[str, int]] = {}  # "YYYY-MM-DD" + offset -> the instant that day starts there
 
 
 def _fast_instant(value: str) -> int | None:
@@ -161,7 +161,7 @@ def _fast_instant(value: str) -> int | None:
 
 # the model's own datetime parser: what the fast path does not read is read exactly as Event reads
 # it (Python's fromisoformat takes forms the model refuses: 20261012T080000+08:00, +08, week dates)
-_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_AWARE_DATETIME: Final[TypeAdapter[datetime]] = TypeAdapter(AwareDatetime)
 
 
 def _slow_instant(name: str, value: Any) -> datetime:
@@ -211,11 +211,11 @@ def _enum(data: dict[str, Any], name: str, table: dict[str, Any], default: Any =
     return found
 
 
-_OPTIONAL_TEXT = ("district", "street", "community", "grid", "unit", "caller_hash")
+_OPTIONAL_TEXT: Final = ("district", "street", "community", "grid", "unit", "caller_hash")
 
 
 AttrsCache = dict[tuple, CaseAttrs]
-_ATTRS_CACHE_LIMIT = 200_000
+_ATTRS_CACHE_LIMIT: Final = 200_000
 
 
 def _attrs_key(data: dict[str, Any]) -> tuple:
