@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 import orjson
+from mypy_extensions import i64
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from schemas.enums import EventType, Satisfaction, Source, Urgency
@@ -131,32 +132,62 @@ def _text(data: dict[str, Any], name: str, required: bool = False, min_length: i
     return value
 
 
-_DAY_START: Final[dict[str, int]] = {}  # "YYYY-MM-DD" + offset -> the instant that day starts there
+# a list: compiled, a Final tuple of literals is built again wherever it is read
+_MONTH_DAYS: Final = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _two_digits(value: str, at: i64) -> i64:
+    """The number written by the two ASCII digits at `at`, or -1."""
+    tens: i64 = ord(value[at]) - 48
+    ones: i64 = ord(value[at + 1]) - 48
+    if 0 <= tens <= 9 and 0 <= ones <= 9:
+        return tens * 10 + ones
+    return -1
+
+
+def _days_from_civil(year: i64, month: i64, day: i64) -> i64:
+    """Days since 1970-01-01 of a proleptic Gregorian date from year 1 (H. Hinnant's
+    `days_from_civil`)."""
+    if month <= 2:
+        year -= 1
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    return era * 146_097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - 719_468
 
 
 def _fast_instant(value: str) -> int | None:
-    """The common wire form `YYYY-MM-DDTHH:MM:SS+HH:MM` without datetime objects: the day's
-    start per (date, offset) is remembered; None for any other form (the slow path decides)."""
-    if (len(value) != 25 or value[10] != "T" or value[19] not in "+-" or value[22] != ":"
-            or value[4] != "-" or value[7] != "-"):
+    """The common wire form `YYYY-MM-DDTHH:MM:SS+HH:MM` read digit by digit in 64-bit integers,
+    no object made; None for any other form or for a date or time that does not exist (the
+    slow path decides)."""
+    if (len(value) != 25 or ord(value[4]) != 45 or ord(value[7]) != 45 or ord(value[10]) != 84
+            or ord(value[13]) != 58 or ord(value[16]) != 58 or ord(value[22]) != 58):
+        return None  # not "-", "-", "T", ":", ":" and the offset's ":"
+    sign = ord(value[19])
+    if sign != 43 and sign != 45:  # "+" or "-"
         return None
-    key = value[:10] + value[19:]
-    start = _DAY_START.get(key)
-    if start is None:
-        try:
-            start = to_us(datetime.fromisoformat(value[:10] + "T00:00:00" + value[19:]))
-        except ValueError:
-            return None
-        if len(_DAY_START) > 50_000:
-            _DAY_START.clear()
-        _DAY_START[key] = start
-    hh, mm, ss = value[11:13], value[14:16], value[17:19]
-    if not (hh.isdigit() and mm.isdigit() and ss.isdigit()) or value[13] != ":" or value[16] != ":":
+    century = _two_digits(value, 0)
+    decade = _two_digits(value, 2)
+    month = _two_digits(value, 5)
+    day = _two_digits(value, 8)
+    hours = _two_digits(value, 11)
+    minutes = _two_digits(value, 14)
+    seconds = _two_digits(value, 17)
+    offset_hours = _two_digits(value, 20)
+    offset_minutes = _two_digits(value, 23)
+    year = century * 100 + decade
+    if (century < 0 or decade < 0 or year < 1 or not 1 <= month <= 12 or day < 1
+            or hours < 0 or hours > 23 or minutes < 0 or minutes > 59 or seconds < 0 or seconds > 59
+            or offset_hours < 0 or offset_hours > 23 or offset_minutes < 0 or offset_minutes > 59):
         return None
-    hours, minutes, seconds = int(hh), int(mm), int(ss)
-    if hours > 23 or minutes > 59 or seconds > 59:
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > _MONTH_DAYS[month] + (1 if month == 2 and leap else 0):
         return None
-    return start + (hours * 3600 + minutes * 60 + seconds) * 1_000_000
+    offset = offset_hours * 3600 + offset_minutes * 60
+    if sign == 45:
+        offset = -offset
+    return int((_days_from_civil(year, month, day) * 86_400 + hours * 3600 + minutes * 60 + seconds
+                - offset) * 1_000_000)
 
 
 # the model's own datetime parser: what the fast path does not read is read exactly as Event reads
@@ -245,41 +276,59 @@ def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
 def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, Step] | None:
     """The common case, or None: known attributes and plain values of every field. Accepts
     only what `_parse_checked` accepts, with the same result; anything else goes there."""
-    attrs = attrs_cache.get(_attrs_key(data))
-    if attrs is None or data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        return None
-    for name in data:  # compiled, a loop over the keys makes no view object (`keys() <= ...`)
-        if name not in _FIELDS:
-            return None
+    version = data.get("schema_version")
     case_id = data.get("case_id")
     event_id = data.get("event_id")
-    kind = _TYPES.get(data.get("type"))  # type: ignore[arg-type]
-    unit = data.get("unit")
+    source = data.get("source")
+    system = data.get("system")
+    type_ = data.get("type")
     occurred_at = data.get("occurred_at")
+    district = data.get("district")
+    street = data.get("street")
+    community = data.get("community")
+    grid = data.get("grid")
+    category = data.get("category")
+    urgency = data.get("urgency")
+    unit = data.get("unit")
+    satisfaction = data.get("satisfaction")
+    extension_days = data.get("extension_days")
+    caller_hash = data.get("caller_hash")
+    due_at = data.get("due_at")
+    reopen_count = data.get("reopen_count")
+    reason = data.get("reason")
+    # every key is one of Event's 20 fields and none is null when as many of them have a value
+    # as the event has keys: one count instead of a set lookup per key
+    present = 0
+    for value in (version, case_id, event_id, source, system, type_, occurred_at, district, street,
+                  community, grid, category, urgency, unit, satisfaction, extension_days,
+                  caller_hash, due_at, reopen_count, reason):
+        if value is not None:
+            present += 1
+    if present != len(data) or (version is not None and version != SCHEMA_VERSION):
+        return None
+    attrs = attrs_cache.get((source, system, district, street, community, grid,
+                             "other:" if category is None else category,
+                             "normal" if urgency is None else urgency, caller_hash))
+    kind = _TYPES.get(type_)  # type: ignore[arg-type]
     at = _fast_instant(occurred_at) if type(occurred_at) is str else None
-    if (type(case_id) is not str or not case_id or type(event_id) is not str or not event_id
-            or kind is None or (unit is not None and type(unit) is not str)
+    if (attrs is None or type(case_id) is not str or not case_id or type(event_id) is not str
+            or not event_id or kind is None or (unit is not None and type(unit) is not str)
             or at is None or not EARLIEST_US <= at < LATEST_US):
         return None
-    satisfaction = data.get("satisfaction")
     if satisfaction is not None:
         satisfaction = _SATISFACTIONS.get(satisfaction)
         if satisfaction is None:
             return None
-    extension_days = data.get("extension_days")
     if extension_days is not None and (type(extension_days) is not int
                                        or not 0 <= extension_days <= 365):
         return None
-    reopen_count = data.get("reopen_count")
     if reopen_count is not None and (type(reopen_count) is not int
                                      or not 0 <= reopen_count <= 1000):
         return None
-    due_at = data.get("due_at")
     if due_at is not None:
         due_at = _fast_instant(due_at) if type(due_at) is str else None
         if due_at is None or not EARLIEST_US <= due_at < LATEST_US:
             return None
-    reason = data.get("reason")
     if reason is not None and (type(reason) is not str or len(reason) > 500):
         return None
     return case_id, Step(event_id, kind, at, attrs, unit, satisfaction, extension_days,

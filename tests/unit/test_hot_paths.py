@@ -21,7 +21,7 @@ from streams.calendar import to_us
 from streams.cases import distinct_steps, fold_steps
 from streams.processor import CaseEntry
 from streams.snapshots import _iso_text, snapshot_dict, snapshot_json
-from streams.steps import STEP_FIELDS, Step, parse_step
+from streams.steps import STEP_FIELDS, Step, _fast_instant, parse_step
 from tests.conftest import cn, ev
 
 
@@ -91,6 +91,40 @@ def _outcome(raw: bytes, cache: dict) -> tuple:
     except Exception as exc:  # noqa: BLE001 - the refusal itself is compared
         return ("refused", type(exc).__name__, str(exc))
     return ("taken", case_id, tuple(getattr(step, name) for name in STEP_FIELDS))
+
+
+def test_the_one_pass_parse_reads_every_field_of_the_event_model():
+    """It takes an event only when it counts as many fields with a value as the event has keys;
+    a field it did not read would send every event carrying it the slow way."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[2] / "streams" / "steps.py").read_text())
+    function = next(node for node in tree.body
+                    if isinstance(node, ast.FunctionDef) and node.name == "_parse_common")
+    read = {call.args[0].value for call in ast.walk(function)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "get" and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "data"}
+    assert read == set(Event.model_fields)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30)), st.integers(-(23 * 60 + 59), 23 * 60 + 59))
+def test_the_wire_form_is_read_digit_by_digit_to_the_instant_datetime_reads(moment, offset_minutes):
+    aware = moment.replace(microsecond=0, tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    assert _fast_instant(aware.isoformat()) == to_us(aware)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30)), st.integers(0, 24),
+       st.sampled_from("0123456789:-+TZ ./٣"), st.sampled_from(["+08:00", "-05:30", "+00:00"]))
+def test_a_changed_character_is_read_only_when_datetime_reads_it_the_same(moment, at, char, offset):
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + offset
+    text = text[:at] + char + text[at + 1:]
+    found = _fast_instant(text)
+    if found is not None:  # None sends the text to the model's parser (the slow path)
+        assert found == to_us(datetime.fromisoformat(text)), text
 
 
 @settings(max_examples=400, deadline=None)
