@@ -25,6 +25,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from mypy_extensions import i64
 
 from schemas.errors import CalendarUnknown, ConfigError
 
@@ -48,7 +49,8 @@ def day_index(us: int) -> int:
 
 def day_start_us(day: int) -> int:
     """00:00 China time of local day `day`, as an instant."""
-    return day * DAY_US - CHINA_OFFSET_US
+    start: i64 = day  # compiled, an int product past 2^60 would take a boxed slow path
+    return int(start * DAY_US - CHINA_OFFSET_US)
 
 
 def to_us(moment: datetime) -> int:

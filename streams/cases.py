@@ -33,7 +33,7 @@ from schemas.enums import (
 from schemas.event import Event
 from schemas.policy import Limit, SlaPolicy
 from streams.calendar import CHINA_OFFSET_US, DAY_US, WorkingDayCalendar, day_index, from_us, to_us
-from streams.sla import NEVER, Pause, clock_instant_us, paused_amount
+from streams.sla import NEVER, Pause, clock_instant_us, paused_amount, scale_micros
 from streams.steps import TYPE_ORDER, CaseAttrs, Step
 
 __all__ = ["TYPE_ORDER", "AlertChange", "AlertPoint", "CaseState", "MilestoneClock", "Step",
@@ -284,8 +284,7 @@ class MilestoneClock:
             # without extensions the chain is the limit alone, not built (nor kept) per clock
             chain = self.chain if self.ext else ((self.state.limits[self.milestone], None),)
             for index, (limit, _) in enumerate(chain):
-                at, provisional = self.instant_us((limit.micros * num * 2 + den) // (2 * den),
-                                                  limit.clock)
+                at, provisional = self.instant_us(scale_micros(limit.micros, num, den), limit.clock)
                 following = chain[index + 1][1] if index + 1 < len(chain) else None
                 if following is None or at < following:
                     due, due_provisional = self._due(limit)

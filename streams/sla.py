@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Final
 
+from mypy_extensions import i64
+
 from schemas.enums import ClockKind
 from schemas.policy import Limit
 from streams.calendar import CHINA_TZ, WorkingDayCalendar, day_index, day_start_us
@@ -24,8 +26,17 @@ Pause = tuple[int, int, bool]  # start, end, whether its end was computed on a p
 
 def scaled_microseconds(limit: Limit, fraction: Fraction) -> int:
     """`fraction` of `limit` in microseconds (of natural time, or of working time), rounded."""
-    num, den = fraction.numerator, fraction.denominator
-    return (limit.micros * num * 2 + den) // (2 * den)
+    return scale_micros(limit.micros, fraction.numerator, fraction.denominator)
+
+
+def scale_micros(micros: int, num: int, den: int) -> int:
+    """`num / den` of `micros`, rounded half up. Compiled, an int product with a factor past 2^30
+    takes a boxed slow path; any real limit (under 400 days) and alert fraction (numerator under
+    65,536) is computed in 64-bit integers instead, where it cannot overflow."""
+    if 0 <= micros < 1 << 45 and 0 <= num < 1 << 16 and 0 < den < 1 << 16:
+        wide: i64 = micros
+        return int((wide * num * 2 + den) // (2 * den))
+    return (micros * num * 2 + den) // (2 * den)
 
 
 def base_instant(start: int, start_day: int, kind: ClockKind, micros: int,

@@ -28,7 +28,7 @@ def _iso_text(us: int) -> str:
         if len(_DAY_TEXT) > 100_000:
             _DAY_TEXT.clear()
         prefix = _DAY_TEXT[day] = (_EPOCH_DAY + timedelta(days=day)).isoformat() + "T"
-    rest = local - day * DAY_US
+    rest = local % DAY_US  # not local - day * DAY_US: compiled, that product is a boxed slow path
     seconds = rest // 1_000_000
     micros = rest - seconds * 1_000_000
     two = _TWO_DIGITS

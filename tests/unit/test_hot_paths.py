@@ -286,3 +286,19 @@ def test_a_time_in_any_form_is_taken_by_the_worker_exactly_when_the_model_takes_
         assert outcome[0] == "taken", outcome
         expected = Step.of(model)
         assert outcome[2] == tuple(getattr(expected, name) for name in STEP_FIELDS)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(0, 1 << 50), st.integers(0, 1 << 20), st.integers(1, 1 << 20))
+def test_a_limit_is_scaled_exactly_in_64_bit_integers_or_past_them(micros, num, den):
+    """`num / den` of a limit, rounded half up, as Fraction computes it, whichever integers the
+    compiled worker uses (64-bit for real limits and fractions, Python's beyond them)."""
+    from fractions import Fraction
+    from math import floor
+
+    from streams.calendar import day_start_us
+    from streams.sla import scale_micros
+
+    assert scale_micros(micros, num, den) == floor(Fraction(micros * num, den) + Fraction(1, 2))
+    day = micros % 80_000
+    assert day_start_us(day) == day * 86_400_000_000 - 8 * 3_600_000_000
