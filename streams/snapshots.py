@@ -32,11 +32,10 @@ def _iso_text(us: int) -> str:
     seconds = rest // 1_000_000
     micros = rest - seconds * 1_000_000
     two = _TWO_DIGITS
-    text = (prefix + two[seconds // 3600] + ":" + two[seconds // 60 % 60] + ":"
-            + two[seconds % 60])
+    clock = f"{two[seconds // 3600]}:{two[seconds // 60 % 60]}:{two[seconds % 60]}"
     if micros:
-        text += "." + str(micros).zfill(6)
-    return text + "+08:00"
+        return f"{prefix}{clock}.{str(micros).zfill(6)}+08:00"
+    return f"{prefix}{clock}+08:00"  # compiled, one string built from its parts
 
 
 class _IsoCache(dict[int | None, str | None]):
