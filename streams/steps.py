@@ -48,6 +48,13 @@ _SOURCES: Final = {s.value: s for s in Source}
 _URGENCIES: Final = {u.value: u for u in Urgency}
 _SATISFACTIONS: Final = {s.value: s for s in Satisfaction}
 _FIELDS: Final = frozenset(Event.model_fields)
+# Event's fields in the order the one-pass parse unpacks them (a test holds both to the model)
+_WIRE_FIELDS: Final = ["schema_version", "case_id", "event_id", "source", "system", "type",
+                       "occurred_at", "district", "street", "community", "grid", "category",
+                       "urgency", "unit", "satisfaction", "extension_days", "caller_hash", "due_at",
+                       "reopen_count", "reason"]
+_WIRE_INDEX: Final = {name: index for index, name in enumerate(_WIRE_FIELDS)}
+_WIRE_COUNT: Final = len(_WIRE_FIELDS)
 
 
 class CaseAttrs(NamedTuple):
@@ -276,40 +283,23 @@ def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
 def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, Step] | None:
     """The common case, or None: known attributes and plain values of every field. Accepts
     only what `_parse_checked` accepts, with the same result; anything else goes there."""
-    version = data.get("schema_version")
-    case_id = data.get("case_id")
-    event_id = data.get("event_id")
-    source = data.get("source")
-    system = data.get("system")
-    type_ = data.get("type")
-    occurred_at = data.get("occurred_at")
-    district = data.get("district")
-    street = data.get("street")
-    community = data.get("community")
-    grid = data.get("grid")
-    category = data.get("category")
-    urgency = data.get("urgency")
-    unit = data.get("unit")
-    satisfaction = data.get("satisfaction")
-    extension_days = data.get("extension_days")
-    caller_hash = data.get("caller_hash")
-    due_at = data.get("due_at")
-    reopen_count = data.get("reopen_count")
-    reason = data.get("reason")
-    # every key is one of Event's 20 fields and none is null when as many of them have a value
-    # as the event has keys: one count instead of a set lookup per key
-    present = 0
-    for value in (version, case_id, event_id, source, system, type_, occurred_at, district, street,
-                  community, grid, category, urgency, unit, satisfaction, extension_days,
-                  caller_hash, due_at, reopen_count, reason):
-        if value is not None:
-            present += 1
-    if present != len(data) or (version is not None and version != SCHEMA_VERSION):
+    # one pass over the event's keys: orjson's dicts are not string-keyed dicts to CPython, so
+    # data.get(name) compares strings, while _WIRE_INDEX is (and finds an unknown key at once)
+    values: list[Any] = [None] * _WIRE_COUNT
+    for key, value in data.items():
+        index = _WIRE_INDEX.get(key)
+        if index is None or value is None:
+            return None  # an unknown field or a null: the checked path says which, or takes it
+        values[index] = value
+    (schema_version, case_id, event_id, source, system, type_, occurred_at, district, street,
+     community, grid, category, urgency, unit, satisfaction, extension_days, caller_hash, due_at,
+     reopen_count, reason) = values
+    if schema_version is not None and schema_version != SCHEMA_VERSION:
         return None
     attrs = attrs_cache.get((source, system, district, street, community, grid,
                              "other:" if category is None else category,
                              "normal" if urgency is None else urgency, caller_hash))
-    kind = _TYPES.get(type_)  # type: ignore[arg-type]
+    kind = _TYPES.get(type_)
     at = _fast_instant(occurred_at) if type(occurred_at) is str else None
     if (attrs is None or type(case_id) is not str or not case_id or type(event_id) is not str
             or not event_id or kind is None or (unit is not None and type(unit) is not str)

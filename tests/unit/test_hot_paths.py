@@ -93,20 +93,23 @@ def _outcome(raw: bytes, cache: dict) -> tuple:
     return ("taken", case_id, tuple(getattr(step, name) for name in STEP_FIELDS))
 
 
-def test_the_one_pass_parse_reads_every_field_of_the_event_model():
-    """It takes an event only when it counts as many fields with a value as the event has keys;
-    a field it did not read would send every event carrying it the slow way."""
+def test_the_one_pass_parse_reads_every_field_of_the_event_model_in_its_place():
+    """It takes an event only when every key is one of the fields it unpacks; a field it did
+    not unpack would send every event carrying it the slow way, one out of place would read a
+    field as another."""
     import ast
     from pathlib import Path
 
+    from streams.steps import _WIRE_FIELDS
+
+    assert sorted(_WIRE_FIELDS) == sorted(Event.model_fields)
     tree = ast.parse((Path(__file__).parents[2] / "streams" / "steps.py").read_text())
     function = next(node for node in tree.body
                     if isinstance(node, ast.FunctionDef) and node.name == "_parse_common")
-    read = {call.args[0].value for call in ast.walk(function)
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-            and call.func.attr == "get" and isinstance(call.func.value, ast.Name)
-            and call.func.value.id == "data"}
-    assert read == set(Event.model_fields)
+    unpacked = next(node.targets[0] for node in ast.walk(function)
+                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
+                    and isinstance(node.value, ast.Name) and node.value.id == "values")
+    assert [name.id.rstrip("_") for name in unpacked.elts] == _WIRE_FIELDS
 
 
 @settings(max_examples=2000, deadline=None)
