@@ -98,7 +98,9 @@ class WorkingDayCalendar:
         # _cum[i] = working days in [first, first + i)
         self._cum: list[int] = [0]
         # the end of a period depends only on the start's local day and the amount: cases share it
-        self._ends: dict[tuple[int, int], int] = {}
+        # micros -> start day -> end: two int lookups, no key tuple made and hashed per call
+        self._ends: dict[int, dict[int, int]] = {}
+        self._ends_count = 0
         digest = hashlib.sha256(repr(sorted(
             (y, sorted(h), sorted(w)) for y, (h, w) in self._overrides.items())).encode())
         digest.update(repr(sorted(_OFFICIAL_YEARS)).encode())
@@ -182,12 +184,17 @@ class WorkingDayCalendar:
     def end_after_us(self, start_day: int, micros: int) -> int:
         """The instant `micros` of working time after the end of local day `start_day`: the
         n-th working day after it (n = micros rounded up to whole days), at the remainder."""
-        key = (start_day, micros)
-        found = self._ends.get(key)
+        by_day = self._ends.get(micros)
+        if by_day is None:
+            by_day = self._ends[micros] = {}
+        found = by_day.get(start_day)
         if found is None:
-            if len(self._ends) > 200_000:
+            if self._ends_count > 200_000:
                 self._ends.clear()
-            found = self._ends[key] = self._end_after(start_day, micros)
+                self._ends_count = 0
+                by_day = self._ends[micros] = {}
+            found = by_day[start_day] = self._end_after(start_day, micros)
+            self._ends_count += 1
         return found
 
     def _end_after(self, start_day: int, micros: int) -> int:
