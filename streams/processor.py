@@ -114,7 +114,8 @@ class CaseEntry:
     """A case as the worker keeps it: its distinct events, the alerts it sent, and (not stored)
     its fold and derived state while its events do not change."""
 
-    __slots__ = ("_blob", "partition", "sent", "shown", "state", "steps", "touched", "upcoming")
+    __slots__ = ("_blob", "partition", "sent", "shown", "state", "steps", "topic", "touched",
+                 "upcoming")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -128,6 +129,7 @@ class CaseEntry:
         # suspended): a timer that changes none of them needs no new snapshot
         self.shown: tuple | None = None
         self.upcoming: int | None = None
+        self.topic: str | None = None  # its events' topic, known from its first step
         # the clock when its events last changed: a case is archived only once both its last
         # event and the worker's last news of it are older than the archive period (a backfill
         # of old history into a live worker must not archive cases while their events arrive)
@@ -747,9 +749,13 @@ class CaseProcessor:
 
 
 def _topic_of(entry: CaseEntry) -> str:
-    for step in entry.steps.values():  # the first (compiled, a loop makes no iterator object)
-        return _TOPIC_OF[step.attrs.source]
-    raise ValueError("a case entry without steps")
+    topic = entry.topic
+    if topic is None:
+        for step in entry.steps.values():  # the first (compiled, a loop makes no iterator object)
+            topic = entry.topic = _TOPIC_OF[step.attrs.source]
+            return topic
+        raise ValueError("a case entry without steps")
+    return topic
 
 
 _RED: Final = list(AlertLevel).index(AlertLevel.RED)
