@@ -262,10 +262,10 @@ def _standard_year(year: int) -> list[bool]:
 
 
 def _days_of(year: int) -> list[date]:
-    return [date(year, 1, 1) + timedelta(days=i) for i in range(366 if _leap(year) else 365)]
+    return [date(year, 1, 1) + timedelta(days=i) for i in range(366 if leap_year(year) else 365)]
 
 
-def _leap(year: int) -> bool:
+def leap_year(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 

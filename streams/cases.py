@@ -63,8 +63,11 @@ MILESTONES: Final = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
 MILESTONE_INDEX: Final = {m: i for i, m in enumerate(MILESTONES)}
 LEVELS: Final = tuple(AlertLevel)
 _RANKS: Final = tuple(ESCALATION_RANK[level] for level in LEVELS)
-_MEETS: Final = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
-                 EventType.FEEDBACK: Milestone.FEEDBACK}
+# the milestone each event type meets
+MEETS: Final = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
+                EventType.FEEDBACK: Milestone.FEEDBACK}
+# statuses after which nothing more happens to a case
+SETTLED: Final = (CaseStatus.CLOSED, CaseStatus.CANCELLED)
 _BEFORE_ALL: Final = -NEVER
 _HOURS: Final = ClockKind.HOURS
 RETRACTED: Final = 1
@@ -89,8 +92,6 @@ _EV_RETURNED: Final = EventType.RETURNED
 _EV_SUSPENDED: Final = EventType.SUSPENDED
 _M_FEEDBACK: Final = Milestone.FEEDBACK
 _M_RESOLVE: Final = Milestone.RESOLVE
-_ST_CANCELLED: Final = CaseStatus.CANCELLED
-_ST_CLOSED: Final = CaseStatus.CLOSED
 _ST_CREATED: Final = CaseStatus.CREATED
 _ST_SUSPENDED: Final = CaseStatus.SUSPENDED
 
@@ -454,7 +455,7 @@ class CaseState:
         if status is not None:
             self._status = status
         cycles = self.cycles
-        milestone = _MEETS.get(kind)
+        milestone = MEETS.get(kind)
         if milestone is not None:
             current = cycles[milestone][-1]
             if current.met_us is None and current.stop_us is None:
@@ -662,7 +663,7 @@ class CaseState:
 
     @property
     def is_open(self) -> bool:
-        return self._status not in (_ST_CLOSED, _ST_CANCELLED)
+        return self._status not in SETTLED
 
     @property
     def clocks(self) -> tuple[MilestoneClock, ...]:

@@ -35,7 +35,15 @@ from schemas.enums import AlertLevel, CaseStatus, EventType, Milestone, Satisfac
 from schemas.errors import CalendarUnknown, InvalidRecord
 from schemas.policy import SlaPolicy
 from streams.calendar import WorkingDayCalendar, from_us, to_us
-from streams.cases import ESCALATION_RANK, CaseState, distinct_steps, fold_steps
+from streams.cases import (
+    ESCALATION_RANK,
+    MEETS,
+    MILESTONES,
+    SETTLED,
+    CaseState,
+    distinct_steps,
+    fold_steps,
+)
 from streams.observer import BatchStats, Observer, Tally
 from streams.snapshots import alert_json, snapshot_json
 from streams.steps import AttrsCache, CaseAttrs, Step, parse_step
@@ -51,8 +59,6 @@ _TYPES: Final = list(EventType)
 _TYPE_INDEX: Final = {t: i for i, t in enumerate(_TYPES)}
 _SATISFACTIONS: Final = list(Satisfaction)
 _SATISFACTION_INDEX: Final = {s: i for i, s in enumerate(_SATISFACTIONS)}
-_MEETS: Final = {EventType.RESPONDED: Milestone.RESPOND, EventType.RESOLVED: Milestone.RESOLVE,
-                 EventType.FEEDBACK: Milestone.FEEDBACK}
 # enum members the code below tests against, as module constants: compiled, reading
 # `EventType.CLOSED` calls the enum class's `__getattr__` every time (~10x a dict lookup);
 # a Final name is a C static
@@ -224,7 +230,7 @@ class CaseEntry:
         stored once, alert ids without the case id): still readable after an upgrade."""
         from schemas.case import alert_id as make_alert_id
         from schemas.event import Event
-        from streams.cases import LEVELS, MILESTONES, alert_code
+        from streams.cases import LEVELS, alert_code
 
         entry = cls(int(data["tp"][1]))
         common = data.get("common", {})
@@ -562,7 +568,7 @@ class CaseProcessor:
             # a late event may prove sent alerts wrong: settle the case as of before it
             self._evaluate(case_id, entry, part, steps, out, may_archive=False)
         entry.add(step, kept)
-        if step.kind in _MEETS:
+        if step.kind in MEETS:
             self._note_met(case_id, entry, step)
         elif step.kind is _EV_RETURNED and kept is None:
             # by the case's district: a circulation log's steps carry none themselves
@@ -600,7 +606,7 @@ class CaseProcessor:
             state = entry.derive(case_id, self.policy, self.calendar)
         except CalendarUnknown:
             return
-        clock = state.current(_MEETS[step.kind])
+        clock = state.current(MEETS[step.kind])
         if clock is not None and clock.met_us == step.at:
             self._stats.met.append((state.source, state.urgency, clock.milestone,
                                     (step.at - clock.start_us) / 1e6))
@@ -670,7 +676,7 @@ class CaseProcessor:
         archive = False
         if events_changed:
             entry.touched = clock
-        if upcoming is None and self.archive_after and state.status in _SETTLED:
+        if upcoming is None and self.archive_after and state.status in SETTLED:
             last_at = max(s.at for s in entry.steps.values())
             archive_at = max(last_at, entry.touched) + self.archive_after
             if archive_at > clock:
@@ -759,10 +765,8 @@ def _topic_of(entry: CaseEntry) -> str:
 
 
 _RED: Final = list(AlertLevel).index(AlertLevel.RED)
-_GAUGED: Final = (Milestone.RESPOND, Milestone.RESOLVE, Milestone.FEEDBACK)
 _CANCELLED: Final = CaseStatus.CANCELLED
 _CLOSED: Final = CaseStatus.CLOSED
-_SETTLED: Final = (_CLOSED, _CANCELLED)
 
 
 _FACT_FIELDS: Final = ("source", "district", "urgency", "created_us", "open", "overdue",
@@ -808,7 +812,7 @@ def _facts(state: CaseState, clock: int, escalation: int) -> CaseFacts | None:
     is_open = status is not _CLOSED
     overdue = False
     flags = [False, False, False, False]
-    for index, milestone in enumerate(_GAUGED):
+    for index, milestone in enumerate(MILESTONES):
         current = state.current(milestone)
         if current is None:
             continue

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from schemas.enums import EventType, Satisfaction, Source, Urgency
 from schemas.errors import InvalidRecord
 from schemas.event import SCHEMA_VERSION, Event
-from streams.calendar import to_us
+from streams.calendar import leap_year, to_us
 
 # Tie-break for events at the same instant: the natural lifecycle order.
 TYPE_ORDER: Final[dict[EventType, int]] = {
@@ -187,8 +187,7 @@ def _fast_instant(value: str) -> int | None:
             or hours < 0 or hours > 23 or minutes < 0 or minutes > 59 or seconds < 0 or seconds > 59
             or offset_hours < 0 or offset_hours > 23 or offset_minutes < 0 or offset_minutes > 59):
         return None
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if day > _MONTH_DAYS[month] + (1 if month == 2 and leap else 0):
+    if day > _MONTH_DAYS[month] + (1 if month == 2 and leap_year(year) else 0):
         return None
     offset = offset_hours * 3600 + offset_minutes * 60
     if sign == 45:
@@ -256,11 +255,13 @@ AttrsCache = dict[tuple, CaseAttrs]
 _ATTRS_CACHE_LIMIT: Final = 200_000
 
 
-def _attrs_key(data: dict[str, Any]) -> tuple:
-    """The case-level fields of an event as sent (the key of the attributes they validate to)."""
-    return (data.get("source"), data.get("system"), data.get("district"), data.get("street"),
-            data.get("community"), data.get("grid"), data.get("category", "other:"),
-            data.get("urgency", "normal"), data.get("caller_hash"))
+def _attrs_key(source: Any, system: Any, district: Any, street: Any, community: Any, grid: Any,
+               category: Any, urgency: Any, caller_hash: Any) -> tuple:
+    """The case-level fields of an event as sent, a category or urgency left out as the model
+    defaults it: the key of the attributes they validate to (both parse paths use it)."""
+    return (source, system, district, street, community, grid,
+            "other:" if category is None else category, "normal" if urgency is None else urgency,
+            caller_hash)
 
 
 def parse_step(raw: bytes, attrs_cache: AttrsCache) -> tuple[str, Step]:
@@ -296,9 +297,8 @@ def _parse_common(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, S
      reopen_count, reason) = values
     if schema_version is not None and schema_version != SCHEMA_VERSION:
         return None
-    attrs = attrs_cache.get((source, system, district, street, community, grid,
-                             "other:" if category is None else category,
-                             "normal" if urgency is None else urgency, caller_hash))
+    attrs = attrs_cache.get(_attrs_key(source, system, district, street, community, grid,
+                                       category, urgency, caller_hash))
     kind = _TYPES.get(type_)
     at = _fast_instant(occurred_at) if type(occurred_at) is str else None
     if (attrs is None or type(case_id) is not str or not case_id or type(event_id) is not str
@@ -358,7 +358,9 @@ def _parse_checked(data: dict[str, Any], attrs_cache: AttrsCache) -> tuple[str, 
     if urgency is None:  # null too: the model takes an urgency or none, not null
         raise InvalidRecord(f"not a canonical event: urgency {str(data.get('urgency'))[:40]!r} is not "
                             f"one of {', '.join(_URGENCIES)}")
-    key = _attrs_key(data)
+    key = _attrs_key(data.get("source"), system, data.get("district"), data.get("street"),
+                     data.get("community"), data.get("grid"), category, data.get("urgency"),
+                     data.get("caller_hash"))
     attrs = attrs_cache.get(key)
     if attrs is None:
         if len(attrs_cache) >= _ATTRS_CACHE_LIMIT:
